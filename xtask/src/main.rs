@@ -1,0 +1,29 @@
+//! Project automation for the telemetry toolkit.
+//!
+//! - `cargo xtask codegen [--check]` writes (or checks) the committed JSON Schemas.
+//! - `cargo xtask audit [--json]` proves the crate split: no network in default builds.
+//! - `cargo xtask ci` runs everything CI runs.
+//!
+//! Invariant: xtask is never a dependency of a shipped crate; it may do anything a developer may do.
+
+mod codegen;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("codegen") => codegen::run(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <codegen [--check] | audit [--json] | ci>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
