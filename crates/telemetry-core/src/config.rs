@@ -1,0 +1,565 @@
+//! User configuration: `config.toml` in the app directory, layered with figment.
+//!
+//! Layers, lowest first: built-in defaults < `config.toml` < `<APP>_CONFIG_<SECTION>__<KEY>`
+//! environment variables < values set by the app's code. Every effective value remembers
+//! which layer it came from ([`ConfigSource`]) so `telemetry status` and `config list`
+//! can say where a setting comes from.
+//!
+//! Loading never fails: a malformed, unreadable, oversized or mistyped file yields
+//! [`ConfigOutcome::problem`], and the decision treats it as *disabled*.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::Serialized;
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppName;
+use crate::env::Env;
+use crate::paths::Paths;
+use crate::store;
+use crate::warning::{Location, Warning};
+
+/// The largest config file read; anything larger is refused (it cannot be a hand-written
+/// config, and reading it must not fill memory).
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// The typed configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// The `[telemetry]` table.
+    pub telemetry: TelemetryConfig,
+}
+
+/// The `[telemetry]` table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    /// `telemetry.enabled`: `false` is the user's persistent "no". `true` is not consent.
+    pub enabled: Option<bool>,
+    /// `telemetry.endpoint`: where `upload` sends payloads (upload builds only).
+    pub endpoint: Option<String>,
+    /// `telemetry.max_pending_files`: bound on `uploads-pending/`.
+    pub max_pending_files: Option<u64>,
+    /// `telemetry.max_pending_bytes`: bound on `uploads-pending/`.
+    pub max_pending_bytes: Option<u64>,
+}
+
+/// The kind of value a key takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// `true` or `false`.
+    Bool,
+    /// A non-negative integer.
+    Count,
+    /// An `https://` URL, or `http://` to a loopback address.
+    Endpoint,
+}
+
+/// A documented configuration key.
+#[derive(Clone, Copy, Debug)]
+pub struct KeySpec {
+    /// Dotted name, e.g. `telemetry.enabled`.
+    pub name: &'static str,
+    /// Its kind.
+    pub kind: KeyKind,
+    /// One line for `config list`.
+    pub help: &'static str,
+}
+
+/// Every key the toolkit reads. Anything else in the file is warned about and ignored.
+pub const KEYS: &[KeySpec] = &[
+    KeySpec {
+        name: "telemetry.enabled",
+        kind: KeyKind::Bool,
+        help: "false turns telemetry off for good; true alone is not consent",
+    },
+    KeySpec {
+        name: "telemetry.endpoint",
+        kind: KeyKind::Endpoint,
+        help: "upload endpoint (https, or http to loopback); upload builds only",
+    },
+    KeySpec {
+        name: "telemetry.max_pending_files",
+        kind: KeyKind::Count,
+        help: "at most this many pending payloads are kept (oldest go first)",
+    },
+    KeySpec {
+        name: "telemetry.max_pending_bytes",
+        kind: KeyKind::Count,
+        help: "at most this many bytes of pending payloads are kept",
+    },
+];
+
+/// The spec of `name`, if it is a known key.
+pub fn key_spec(name: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// Which layer an effective value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Built-in default.
+    Default,
+    /// The config file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+    /// The app's code.
+    Programmatic,
+}
+
+impl fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigSource::Default => f.write_str("default"),
+            ConfigSource::File(p) => write!(f, "{}", p.display()),
+            ConfigSource::Env(v) => write!(f, "environment variable {v}"),
+            ConfigSource::Programmatic => f.write_str("the app's code"),
+        }
+    }
+}
+
+/// The result of loading the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigOutcome {
+    /// Effective values (defaults where a layer failed).
+    pub config: Config,
+    /// Where each set key came from.
+    pub sources: BTreeMap<String, ConfigSource>,
+    /// Non-fatal problems (unknown keys).
+    pub warnings: Vec<Warning>,
+    /// A problem that makes the configuration untrustworthy: telemetry must be disabled.
+    pub problem: Option<Warning>,
+}
+
+impl ConfigOutcome {
+    /// The source of `key`, `Default` when no layer set it.
+    pub fn source_of(&self, key: &str) -> ConfigSource {
+        self.sources
+            .get(key)
+            .cloned()
+            .unwrap_or(ConfigSource::Default)
+    }
+
+    /// The effective value of `key` rendered as text (`None` when unset).
+    pub fn value_of(&self, key: &str) -> Option<String> {
+        let t = &self.config.telemetry;
+        match key {
+            "telemetry.enabled" => t.enabled.map(|b| b.to_string()),
+            "telemetry.endpoint" => t.endpoint.clone(),
+            "telemetry.max_pending_files" => t.max_pending_files.map(|n| n.to_string()),
+            "telemetry.max_pending_bytes" => t.max_pending_bytes.map(|n| n.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Loads the configuration for `app` from `paths` (if any), `env` and `overrides`
+/// (dotted key → value, set by the app's code).
+pub fn load(
+    app: &AppName,
+    paths: Option<&Paths>,
+    env: &Env,
+    overrides: &[(String, toml::Value)],
+) -> ConfigOutcome {
+    let mut outcome = ConfigOutcome::default();
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+
+    if let Some(paths) = paths {
+        let path = paths.config_file();
+        match read_table(&path) {
+            Ok(None) => {}
+            Ok(Some(table)) => {
+                for key in flatten_keys(&table) {
+                    if key_spec(&key).is_some() {
+                        outcome
+                            .sources
+                            .insert(key, ConfigSource::File(path.clone()));
+                    } else {
+                        outcome.warnings.push(Warning::new(
+                            Location::FileKey {
+                                path: path.clone(),
+                                key,
+                            },
+                            "unknown key, ignored",
+                        ));
+                    }
+                }
+                figment = figment.merge(Serialized::defaults(table));
+            }
+            Err(message) => {
+                outcome.problem = Some(Warning::new(
+                    Location::Path(path),
+                    format!("{message}; telemetry is disabled until it is fixed"),
+                ));
+                return outcome;
+            }
+        }
+    }
+
+    let prefix = format!("{}_CONFIG_", app.env_prefix());
+    for (name, value) in env.iter() {
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let key = rest.to_ascii_lowercase().replace("__", ".");
+        let Some(spec) = key_spec(&key) else {
+            outcome.warnings.push(Warning::new(
+                Location::EnvVar(name.to_owned()),
+                format!("does not name a known key ({key}), ignored"),
+            ));
+            continue;
+        };
+        match value.to_str().map(|v| parse_value(spec, v)) {
+            Some(Ok(value)) => {
+                outcome
+                    .sources
+                    .insert(key.clone(), ConfigSource::Env(name.to_owned()));
+                figment = figment.merge(Serialized::default(&key, value));
+            }
+            Some(Err(message)) => {
+                outcome.problem = Some(Warning::new(
+                    Location::EnvVar(name.to_owned()),
+                    format!("{message}; telemetry is disabled until it is fixed"),
+                ));
+                return outcome;
+            }
+            None => {
+                outcome.problem = Some(Warning::new(
+                    Location::EnvVar(name.to_owned()),
+                    "is not valid UTF-8; telemetry is disabled until it is fixed",
+                ));
+                return outcome;
+            }
+        }
+    }
+
+    for (key, value) in overrides {
+        outcome
+            .sources
+            .insert(key.clone(), ConfigSource::Programmatic);
+        figment = figment.merge(Serialized::default(key, value));
+    }
+
+    match figment.extract::<Config>() {
+        Ok(config) => outcome.config = config,
+        Err(err) => {
+            let key = err.path.join(".");
+            let location = match outcome.source_of(&key) {
+                ConfigSource::File(path) => Location::FileKey { path, key },
+                ConfigSource::Env(var) => Location::EnvVar(var),
+                _ => Location::Programmatic,
+            };
+            outcome.problem = Some(Warning::new(
+                location,
+                format!("{}; telemetry is disabled until it is fixed", err.kind),
+            ));
+            return outcome;
+        }
+    }
+    if let Some(endpoint) = &outcome.config.telemetry.endpoint
+        && let Err(message) = validate_endpoint(endpoint)
+    {
+        outcome.warnings.push(Warning::new(
+            Location::FileKey {
+                path: paths.map(Paths::config_file).unwrap_or_default(),
+                key: "telemetry.endpoint".into(),
+            },
+            message,
+        ));
+    }
+    outcome
+}
+
+fn read_table(path: &Path) -> Result<Option<toml::Table>, String> {
+    let bytes = match store::read_bounded(path, MAX_CONFIG_BYTES) {
+        Ok(None) => return Ok(None),
+        Ok(Some(bytes)) => bytes,
+        Err(err) => return Err(format!("cannot read the config file: {err}")),
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "the config file is not valid UTF-8 (at byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    text.parse::<toml::Table>()
+        .map(Some)
+        .map_err(|e| format!("malformed TOML: {}", e.message()))
+}
+
+fn flatten_keys(table: &toml::Table) -> Vec<String> {
+    let mut keys = Vec::new();
+    for (name, value) in table {
+        match value {
+            toml::Value::Table(inner) => {
+                for key in flatten_keys(inner) {
+                    keys.push(format!("{name}.{key}"));
+                }
+            }
+            _ => keys.push(name.clone()),
+        }
+    }
+    keys
+}
+
+/// Parses and validates a textual value for `spec`.
+pub fn parse_value(spec: &KeySpec, raw: &str) -> Result<toml::Value, String> {
+    let raw = raw.trim();
+    match spec.kind {
+        KeyKind::Bool => match raw.to_ascii_lowercase().as_str() {
+            "true" => Ok(toml::Value::Boolean(true)),
+            "false" => Ok(toml::Value::Boolean(false)),
+            _ => Err(format!(
+                "{}: expected true or false, got {raw:?}",
+                spec.name
+            )),
+        },
+        KeyKind::Count => raw
+            .parse::<u32>()
+            .map(|n| toml::Value::Integer(i64::from(n)))
+            .map_err(|_| format!("{}: expected a whole number, got {raw:?}", spec.name)),
+        KeyKind::Endpoint => validate_endpoint(raw).map(|()| toml::Value::String(raw.to_owned())),
+    }
+}
+
+/// An upload endpoint must be `https://`, or `http://` to a loopback address.
+pub fn validate_endpoint(url: &str) -> Result<(), String> {
+    if url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("the endpoint must be a single URL without spaces".into());
+    }
+    if let Some(rest) = url.strip_prefix("https://") {
+        return if host_of(rest).is_empty() {
+            Err(format!("{url:?} has no host"))
+        } else {
+            Ok(())
+        };
+    }
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = host_of(rest);
+        let loopback = host == "localhost" || host == "[::1]" || is_ipv4_loopback(host);
+        return if loopback {
+            Ok(())
+        } else {
+            Err(format!(
+                "{url:?} is plain http to a non-loopback host; use https:// (http is allowed only for 127.0.0.1, [::1] and localhost)"
+            ))
+        };
+    }
+    Err(format!("{url:?} is not an https:// URL"))
+}
+
+// Parsed by hand: this crate stays clear of `std::net` altogether (the audit checks it).
+fn is_ipv4_loopback(host: &str) -> bool {
+    let octets: Vec<_> = host.split('.').collect();
+    octets.len() == 4
+        && octets
+            .iter()
+            .all(|o| !o.is_empty() && o.len() <= 3 && o.parse::<u8>().is_ok())
+        && octets[0] == "127"
+}
+
+fn host_of(rest: &str) -> &str {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    if host_port.starts_with('[') {
+        host_port.split_inclusive(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    }
+}
+
+/// Why `config set` refused.
+#[derive(Debug)]
+pub enum SetError {
+    /// Not a documented key.
+    UnknownKey(String),
+    /// The value does not fit the key.
+    InvalidValue(String),
+    /// The existing file cannot be updated safely (malformed, unreadable).
+    ExistingFile(String),
+    /// Writing failed.
+    Write(String),
+}
+
+impl fmt::Display for SetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetError::UnknownKey(key) => {
+                let known: Vec<_> = KEYS.iter().map(|k| k.name).collect();
+                write!(f, "unknown key {key:?} (known keys: {})", known.join(", "))
+            }
+            SetError::InvalidValue(m) | SetError::ExistingFile(m) | SetError::Write(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+impl std::error::Error for SetError {}
+
+/// Sets `key` to `raw` in `config.toml`, atomically. The file is left untouched when the
+/// key is unknown, the value invalid, or the existing file cannot be parsed.
+pub fn set(paths: &Paths, key: &str, raw: &str) -> Result<(), SetError> {
+    let spec = key_spec(key).ok_or_else(|| SetError::UnknownKey(key.to_owned()))?;
+    let value = parse_value(spec, raw).map_err(SetError::InvalidValue)?;
+    let path = paths.config_file();
+    let mut table = read_table(&path)
+        .map_err(|m| SetError::ExistingFile(format!("{}: {m}; not changed", path.display())))?
+        .unwrap_or_default();
+    let mut parts = key.split('.').peekable();
+    let mut current = &mut table;
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            current.insert(part.to_owned(), value.clone());
+            break;
+        }
+        let entry = current
+            .entry(part.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(SetError::ExistingFile(format!(
+                    "{}: {part} is not a table; not changed",
+                    path.display()
+                )));
+            }
+        };
+    }
+    let text = toml::to_string(&table).map_err(|e| SetError::Write(e.to_string()))?;
+    store::ensure_dir(paths.root()).map_err(|e| SetError::Write(e.to_string()))?;
+    store::write_atomic(paths.root(), "config.toml", text.as_bytes(), 0o600)
+        .map_err(|e| SetError::Write(format!("cannot write {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(contents: &[u8]) -> (tempfile::TempDir, Paths) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::at(dir.path());
+        std::fs::write(paths.config_file(), contents).unwrap();
+        (dir, paths)
+    }
+
+    fn app() -> AppName {
+        AppName::new("acme").unwrap()
+    }
+
+    #[test]
+    fn reads_enabled_from_the_file_with_its_source() {
+        let (_d, paths) = setup(b"[telemetry]\nenabled = false\n");
+        let out = load(&app(), Some(&paths), &Env::default(), &[]);
+        assert!(out.problem.is_none());
+        assert_eq!(out.config.telemetry.enabled, Some(false));
+        assert_eq!(
+            out.source_of("telemetry.enabled"),
+            ConfigSource::File(paths.config_file())
+        );
+    }
+
+    #[test]
+    fn env_layer_beats_file_and_code_beats_env() {
+        let (_d, paths) = setup(b"[telemetry]\nenabled = true\n");
+        let env = Env::from_pairs([("ACME_CONFIG_TELEMETRY__ENABLED", "false")]);
+        let out = load(&app(), Some(&paths), &env, &[]);
+        assert_eq!(out.config.telemetry.enabled, Some(false));
+        assert_eq!(
+            out.source_of("telemetry.enabled"),
+            ConfigSource::Env("ACME_CONFIG_TELEMETRY__ENABLED".into())
+        );
+        let code = [("telemetry.enabled".to_owned(), toml::Value::Boolean(true))];
+        let out = load(&app(), Some(&paths), &env, &code);
+        assert_eq!(out.config.telemetry.enabled, Some(true));
+        assert_eq!(
+            out.source_of("telemetry.enabled"),
+            ConfigSource::Programmatic
+        );
+    }
+
+    #[test]
+    fn malformed_mistyped_huge_and_non_utf8_files_are_problems_naming_the_file() {
+        let huge = vec![b'#'; MAX_CONFIG_BYTES as usize + 1];
+        let cases: [(&[u8], &str); 4] = [
+            (b"[telemetry\nenabled = ", "malformed TOML"),
+            (b"[telemetry]\nenabled = \"yes\"\n", "telemetry.enabled"),
+            (&huge, "limit"),
+            (b"[telemetry]\nenabled = \xff\n", "UTF-8"),
+        ];
+        for (contents, needle) in cases {
+            let (_d, paths) = setup(contents);
+            let out = load(&app(), Some(&paths), &Env::default(), &[]);
+            let problem = out.problem.expect("a problem");
+            let text = problem.to_string();
+            assert!(text.contains(needle), "{text}");
+            assert!(text.contains("config.toml"), "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_warned_about_and_ignored() {
+        let (_d, paths) = setup(b"[telemetry]\nenabled = false\ncolour = 3\n");
+        let out = load(&app(), Some(&paths), &Env::default(), &[]);
+        assert!(out.problem.is_none());
+        assert_eq!(out.warnings.len(), 1);
+        assert!(out.warnings[0].to_string().contains("telemetry.colour"));
+    }
+
+    #[test]
+    fn set_validates_and_leaves_the_file_untouched_on_bad_input() {
+        let (_d, paths) = setup(b"# mine\n[telemetry]\nenabled = true\n");
+        let before = std::fs::read(paths.config_file()).unwrap();
+        assert!(matches!(
+            set(&paths, "telemetry.enabled", "maybe"),
+            Err(SetError::InvalidValue(_))
+        ));
+        assert!(matches!(
+            set(&paths, "telemetry.colour", "1"),
+            Err(SetError::UnknownKey(_))
+        ));
+        assert!(set(&paths, "telemetry.endpoint", "http://example.com").is_err());
+        assert_eq!(std::fs::read(paths.config_file()).unwrap(), before);
+        set(&paths, "telemetry.enabled", "false").unwrap();
+        let out = load(&app(), Some(&paths), &Env::default(), &[]);
+        assert_eq!(out.config.telemetry.enabled, Some(false));
+    }
+
+    #[test]
+    fn set_refuses_to_rewrite_a_malformed_file() {
+        let (_d, paths) = setup(b"[telemetry\n");
+        assert!(matches!(
+            set(&paths, "telemetry.enabled", "false"),
+            Err(SetError::ExistingFile(_))
+        ));
+        assert_eq!(std::fs::read(paths.config_file()).unwrap(), b"[telemetry\n");
+    }
+
+    #[test]
+    fn endpoints_must_be_https_or_loopback_http() {
+        for ok in [
+            "https://t.example.org/v1",
+            "http://127.0.0.1:8080/x",
+            "http://localhost/",
+            "http://[::1]:9/",
+        ] {
+            assert!(validate_endpoint(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://example.org",
+            "http://127.0.0.1.evil.org/",
+            "ftp://x",
+            "https://",
+            "https://a b",
+            "http://user@10.0.0.1/",
+        ] {
+            assert!(validate_endpoint(bad).is_err(), "{bad}");
+        }
+    }
+}

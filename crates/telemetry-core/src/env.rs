@@ -1,0 +1,84 @@
+//! A snapshot of the process environment.
+//!
+//! Every decision reads the environment through [`Env`] rather than `std::env`, so that tests
+//! (and hosts embedding several apps) can pass an exact environment without mutating the
+//! process-global one.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+
+/// An immutable set of environment variables.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Env {
+    vars: BTreeMap<OsString, OsString>,
+}
+
+/// The value of a variable, as far as this toolkit can read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvValue<'a> {
+    /// The variable is not set.
+    Unset,
+    /// Set, valid UTF-8.
+    Text(&'a str),
+    /// Set, but not valid UTF-8: never a recognised value.
+    NotUnicode,
+}
+
+impl Env {
+    /// The current process environment.
+    pub fn from_process() -> Self {
+        Self::from_pairs(std::env::vars_os())
+    }
+
+    /// An environment made of exactly these variables.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// The raw value of `name`.
+    pub fn get_os(&self, name: &str) -> Option<&OsStr> {
+        self.vars.get(OsStr::new(name)).map(OsString::as_os_str)
+    }
+
+    /// The value of `name`, distinguishing unset from non-UTF-8.
+    pub fn get(&self, name: &str) -> EnvValue<'_> {
+        match self.get_os(name) {
+            None => EnvValue::Unset,
+            Some(v) => v.to_str().map_or(EnvValue::NotUnicode, EnvValue::Text),
+        }
+    }
+
+    /// All variables, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&OsStr, &OsStr)> {
+        self.vars
+            .iter()
+            .map(|(k, v)| (k.as_os_str(), v.as_os_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinguishes_unset_text_and_non_unicode() {
+        use std::os::unix::ffi::OsStringExt;
+        let env = Env::from_pairs([
+            (OsString::from("A"), OsString::from("x")),
+            (OsString::from("B"), OsString::from_vec(vec![0xff, 0xfe])),
+        ]);
+        assert_eq!(env.get("A"), EnvValue::Text("x"));
+        assert_eq!(env.get("B"), EnvValue::NotUnicode);
+        assert_eq!(env.get("C"), EnvValue::Unset);
+    }
+}

@@ -1,0 +1,148 @@
+//! What the user does to their own telemetry: enable (give consent) and disable (take it
+//! back and delete what was kept).
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::config::{self, ConfigSource, SetError};
+use crate::consent::{self, WriteError};
+use crate::decision::Input;
+use crate::store;
+use crate::telemetry::{ReleasePolicy, Telemetry};
+
+/// Why `enable` did nothing.
+#[derive(Debug)]
+pub enum EnableError {
+    /// A hard override is active: nothing may enable telemetry (exit status 3).
+    Refused(Input),
+    /// No app directory could be resolved (e.g. no HOME).
+    NoDirectory,
+    /// The configuration cannot be read safely; fix it first.
+    Config(String),
+    /// Writing the token or secret failed.
+    Write(WriteError),
+    /// Updating `telemetry.enabled` failed.
+    SetConfig(SetError),
+}
+
+impl fmt::Display for EnableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnableError::Refused(input) => write!(
+                f,
+                "{}={} is set ({}): telemetry cannot be enabled while it is set",
+                input.name, input.value, input.source
+            ),
+            EnableError::NoDirectory => f.write_str(
+                "no directory for telemetry files: set HOME, XDG_CONFIG_HOME or the app's _TELEMETRY_DIR",
+            ),
+            EnableError::Config(m) => write!(f, "{m}"),
+            EnableError::Write(e) => write!(f, "cannot store consent: {e}"),
+            EnableError::SetConfig(e) => write!(f, "cannot update the config: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for EnableError {}
+
+/// What `enable` did.
+#[derive(Clone, Debug)]
+pub struct EnableOutcome {
+    /// The consent token written.
+    pub token_path: PathBuf,
+    /// The install secret (created if absent).
+    pub secret_path: PathBuf,
+    /// `telemetry.enabled = false` in the config file was changed to `true`.
+    pub config_file_updated: Option<PathBuf>,
+    /// A setting that still keeps telemetry off, which `enable` cannot change.
+    pub still_disabled_by: Option<String>,
+}
+
+/// What `disable` removed.
+#[derive(Clone, Debug, Default)]
+pub struct DisableOutcome {
+    /// Files removed.
+    pub removed: Vec<PathBuf>,
+    /// `telemetry.enabled = false` was written (opt-out apps).
+    pub config_file_updated: Option<PathBuf>,
+    /// Files that could not be removed, with the error.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+impl Telemetry {
+    /// Gives consent: writes the consent token (and a fresh install secret). Refuses under
+    /// any hard override. If the config file says `telemetry.enabled = false`, the user's
+    /// explicit `enable` flips it to `true` and says so.
+    pub fn enable(&self) -> Result<EnableOutcome, EnableError> {
+        if let Some(input) = self.decision().hard_override() {
+            return Err(EnableError::Refused(input.clone()));
+        }
+        let paths = self.paths().ok_or(EnableError::NoDirectory)?;
+        if let Some(problem) = &self.config().problem {
+            return Err(EnableError::Config(format!(
+                "{problem}; nothing was changed"
+            )));
+        }
+        let mut config_file_updated = None;
+        let mut still_disabled_by = None;
+        if self.config().config.telemetry.enabled == Some(false) {
+            match self.config().source_of("telemetry.enabled") {
+                ConfigSource::File(path) => {
+                    config::set(paths, "telemetry.enabled", "true")
+                        .map_err(EnableError::SetConfig)?;
+                    config_file_updated = Some(path);
+                }
+                other => {
+                    still_disabled_by = Some(format!("telemetry.enabled = false from {other}"));
+                }
+            }
+        }
+        consent::grant(paths, self.app_name(), self.consent_version())
+            .map_err(EnableError::Write)?;
+        Ok(EnableOutcome {
+            token_path: paths.consent_token(),
+            secret_path: paths.install_secret(),
+            config_file_updated,
+            still_disabled_by,
+        })
+    }
+
+    /// Takes consent back: removes the consent token, the install secret and every pending
+    /// payload. For an opt-out app it also writes `telemetry.enabled = false`, since the
+    /// absence of a token does not turn an opt-out app off.
+    pub fn forget(&self) -> DisableOutcome {
+        self.disable();
+        let mut outcome = DisableOutcome::default();
+        let Some(paths) = self.paths() else {
+            return outcome;
+        };
+        let mut targets = vec![paths.consent_token(), paths.install_secret()];
+        if let Ok(entries) = std::fs::read_dir(paths.pending_dir()) {
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .map(|e| e.path())
+                .collect();
+            files.sort();
+            targets.extend(files);
+        }
+        for path in targets {
+            match store::remove_if_exists(&path) {
+                Ok(true) => outcome.removed.push(path),
+                Ok(false) => {}
+                Err(e) => outcome.failed.push((path, e.to_string())),
+            }
+        }
+        if self.policy() == ReleasePolicy::OptOut {
+            match config::set(paths, "telemetry.enabled", "false") {
+                Ok(()) => outcome.config_file_updated = Some(paths.config_file()),
+                Err(e) => outcome.failed.push((paths.config_file(), e.to_string())),
+            }
+        }
+        outcome
+    }
+
+    fn consent_version(&self) -> u32 {
+        self.builder_settings().consent_version_value()
+    }
+}

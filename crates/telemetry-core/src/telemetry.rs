@@ -1,0 +1,721 @@
+//! The handle an app creates once: [`Telemetry::builder`].
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+
+use crate::app::AppName;
+use crate::config::{self, ConfigOutcome, ConfigSource};
+use crate::consent::{self, TokenState};
+use crate::decision::{self, Decision, Effect, EnvReading, Input, Source, Stage};
+use crate::env::{Env, EnvValue};
+use crate::paths::Paths;
+use crate::store;
+use crate::warning::{Location, Warning};
+
+/// How an app releases telemetry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleasePolicy {
+    /// Off until the user runs `telemetry enable` (the default, and the only honest
+    /// default for a stable release).
+    #[default]
+    OptIn,
+    /// On unless disabled, for an app's beta channel — but never before the first-run
+    /// notice has been shown, and never in the run that shows it.
+    OptOut,
+}
+
+/// When the opt-out first-run notice may be shown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NoticeMode {
+    /// Only when standard error is a terminal.
+    #[default]
+    Terminal,
+    /// Never (tools that inspect state, like `telemetry status`).
+    Never,
+    /// Always, to standard error (tests).
+    Always,
+}
+
+/// Configures and builds a [`Telemetry`] handle.
+#[derive(Clone, Debug)]
+pub struct Builder {
+    app: String,
+    app_version: String,
+    policy: ReleasePolicy,
+    consent_version: u32,
+    ci_detection: bool,
+    env: Option<Env>,
+    root: Option<PathBuf>,
+    no_telemetry_flag: bool,
+    disabled_by_code: bool,
+    config_overrides: Vec<(String, toml::Value)>,
+    notice: NoticeMode,
+    print_warnings: bool,
+}
+
+impl Builder {
+    /// The app's version (reported in payloads).
+    pub fn app_version(mut self, version: impl Into<String>) -> Self {
+        self.app_version = version.into();
+        self
+    }
+    /// The release policy; [`ReleasePolicy::OptIn`] by default.
+    pub fn policy(mut self, policy: ReleasePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+    /// The version of what the user consents to. Raise it when what is collected changes:
+    /// tokens for older versions stop counting as consent.
+    pub fn consent_version(mut self, version: u32) -> Self {
+        self.consent_version = version;
+        self
+    }
+    /// Whether a CI environment disables telemetry (default: yes).
+    pub fn ci_detection(mut self, on: bool) -> Self {
+        self.ci_detection = on;
+        self
+    }
+    /// Use this environment instead of the process's (tests, embedding).
+    pub fn env(mut self, env: Env) -> Self {
+        self.env = Some(env);
+        self
+    }
+    /// Use this app directory instead of resolving one from the environment.
+    pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = Some(root.into());
+        self
+    }
+    /// The host's `--no-telemetry` flag.
+    pub fn no_telemetry_flag(mut self, set: bool) -> Self {
+        self.no_telemetry_flag = set;
+        self
+    }
+    /// Disable telemetry from the app's code.
+    pub fn disabled(mut self) -> Self {
+        self.disabled_by_code = true;
+        self
+    }
+    /// Set a config key from the app's code (the top config layer).
+    pub fn config(mut self, key: impl Into<String>, value: impl Into<toml::Value>) -> Self {
+        self.config_overrides.push((key.into(), value.into()));
+        self
+    }
+    /// When the opt-out notice may be shown.
+    pub fn notice(mut self, mode: NoticeMode) -> Self {
+        self.notice = mode;
+        self
+    }
+    /// Whether [`Builder::build`] prints warnings to standard error (default: yes).
+    pub fn print_warnings(mut self, on: bool) -> Self {
+        self.print_warnings = on;
+        self
+    }
+
+    /// The consent version the app asks for.
+    pub fn consent_version_value(&self) -> u32 {
+        self.consent_version
+    }
+
+    /// The app name as given.
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    /// Decides, and returns the handle. Never fails and never panics: any doubt means
+    /// disabled, with a warning. Writes nothing, except the opt-out notice marker in the
+    /// run that shows the notice.
+    pub fn build(self) -> Telemetry {
+        let env = self.env.clone().unwrap_or_else(Env::from_process);
+        let mut warnings = Vec::new();
+        let app = match AppName::new(&self.app) {
+            Ok(app) => Some(app),
+            Err(err) => {
+                warnings.push(Warning::new(Location::Programmatic, err.to_string()));
+                None
+            }
+        };
+        let paths = match (&app, &self.root) {
+            (_, Some(root)) => Some(Paths::at(root)),
+            (Some(app), None) => {
+                let (paths, w) = Paths::resolve(app, &env);
+                warnings.extend(w);
+                paths
+            }
+            (None, None) => None,
+        };
+        let config = match &app {
+            Some(app) => config::load(app, paths.as_ref(), &env, &self.config_overrides),
+            None => ConfigOutcome::default(),
+        };
+        warnings.extend(config.warnings.iter().cloned());
+        warnings.extend(config.problem.iter().cloned());
+        let token = match &paths {
+            Some(paths) => consent::load_token(paths, &self.app, self.consent_version),
+            None => TokenState::Absent,
+        };
+        if let TokenState::Refused(why) = &token {
+            warnings.push(Warning::new(
+                Location::Path(paths.as_ref().map(Paths::consent_token).unwrap_or_default()),
+                format!("consent token refused, telemetry stays disabled: {why}"),
+            ));
+        }
+
+        let mut inputs = Vec::new();
+        let mut preview = false;
+        if let Some(app) = &app {
+            hard_overrides(
+                app,
+                &env,
+                self.ci_detection,
+                &mut inputs,
+                &mut warnings,
+                &mut preview,
+            );
+        } else {
+            inputs.push(Input {
+                stage: Stage::HardOverride,
+                name: "app name".into(),
+                value: self.app.clone(),
+                source: Source::Programmatic,
+                effect: Effect::Disables,
+                reason: "the app name is invalid".into(),
+            });
+        }
+        inputs.push(Input {
+            stage: Stage::PerInvocation,
+            name: "--no-telemetry".into(),
+            value: on_off(self.no_telemetry_flag).into(),
+            source: Source::CliFlag {
+                flag: "--no-telemetry".into(),
+            },
+            effect: disables_if(self.no_telemetry_flag),
+            reason: "telemetry off for this invocation".into(),
+        });
+        inputs.push(Input {
+            stage: Stage::PerInvocation,
+            name: "disable()".into(),
+            value: on_off(self.disabled_by_code).into(),
+            source: Source::Programmatic,
+            effect: disables_if(self.disabled_by_code),
+            reason: "the app disabled telemetry in code".into(),
+        });
+        inputs.push(config_input(&config, paths.as_ref()));
+        let consent_input = match self.policy {
+            ReleasePolicy::OptIn => opt_in_input(&token, paths.as_ref()),
+            ReleasePolicy::OptOut => opt_out_input(paths.as_ref()),
+        };
+        inputs.push(consent_input);
+
+        let mut decision = Decision::from_inputs(inputs, preview);
+        // Opt-out: the run that shows the notice records nothing.
+        if self.policy == ReleasePolicy::OptOut
+            && decision.decided_by.is_none()
+            && let Some(paths) = &paths
+        {
+            self.first_run_notice(paths, &mut decision, &mut warnings);
+        }
+
+        let telemetry = Telemetry {
+            enabled: AtomicBool::new(decision.enabled),
+            app_name: self.app.clone(),
+            app,
+            builder: self,
+            paths,
+            decision,
+            token,
+            config,
+            warnings,
+        };
+        if telemetry.builder.print_warnings {
+            let mut stderr = std::io::stderr().lock();
+            for w in &telemetry.warnings {
+                let _ = writeln!(stderr, "{}: telemetry: warning: {w}", telemetry.app_name);
+            }
+        }
+        telemetry
+    }
+
+    fn first_run_notice(
+        &self,
+        paths: &Paths,
+        decision: &mut Decision,
+        warnings: &mut Vec<Warning>,
+    ) {
+        let show = match self.notice {
+            NoticeMode::Never => false,
+            NoticeMode::Always => true,
+            NoticeMode::Terminal => std::io::stderr().is_terminal(),
+        };
+        let marker = paths.notice_marker();
+        let (value, reason) = if !show {
+            (
+                "not shown",
+                "the first-run notice has not been shown yet (only shown on a terminal)",
+            )
+        } else {
+            let text = notice_text(&self.app);
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            let written = store::ensure_dir(paths.root())
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    store::write_atomic(paths.root(), "notice-shown", b"1\n", 0o600)
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(e) = written {
+                warnings.push(Warning::new(
+                    Location::Path(marker.clone()),
+                    format!("cannot record that the notice was shown ({e}); telemetry stays off"),
+                ));
+            }
+            (
+                "shown now",
+                "the first-run notice was shown in this run, which records nothing",
+            )
+        };
+        decision.inputs.push(Input {
+            stage: Stage::Consent,
+            name: "first-run notice".into(),
+            value: value.into(),
+            source: Source::NoticeMarker { path: marker },
+            effect: Effect::Disables,
+            reason: reason.into(),
+        });
+        decision.decided_by = Some(decision.inputs.len() - 1);
+        decision.enabled = false;
+    }
+}
+
+/// The first-run notice of an opt-out app: what happens, and every way to turn it off.
+pub fn notice_text(app: &str) -> String {
+    let prefix = AppName::new(app)
+        .map(|a| a.env_prefix())
+        .unwrap_or_default();
+    format!(
+        "{app} collects anonymous, locally randomised usage statistics in this beta.\n\
+         Nothing was recorded in this run. To turn it off, use any of:\n\
+         \x20 {app} telemetry disable\n\
+         \x20 {app} telemetry config set telemetry.enabled false\n\
+         \x20 {app} --no-telemetry ...          (this run only)\n\
+         \x20 DO_NOT_TRACK=1 or {prefix}_TELEMETRY=disabled in the environment\n\
+         See what would be sent with `{app} telemetry show`.\n"
+    )
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "set" } else { "unset" }
+}
+
+fn disables_if(on: bool) -> Effect {
+    if on { Effect::Disables } else { Effect::None }
+}
+
+fn hard_overrides(
+    app: &AppName,
+    env: &Env,
+    ci_detection: bool,
+    inputs: &mut Vec<Input>,
+    warnings: &mut Vec<Warning>,
+    preview: &mut bool,
+) {
+    type Reader = fn(EnvValue<'_>) -> EnvReading;
+    let vars: [(String, Reader); 4] = [
+        ("DO_NOT_TRACK".to_owned(), decision::read_do_not_track),
+        (app.telemetry_var(), decision::read_app_telemetry),
+        (app.disabled_var(), decision::read_disabled_alias),
+        (app.enabled_var(), decision::read_enabled_alias),
+    ];
+    for (name, read) in vars {
+        let value = env.get(&name);
+        let reading = read(value);
+        let shown = match value {
+            EnvValue::Unset => "unset".to_owned(),
+            EnvValue::Text(v) => v.chars().take(40).collect(),
+            EnvValue::NotUnicode => "<not UTF-8>".to_owned(),
+        };
+        let (effect, reason) = match reading {
+            EnvReading::Inactive => (Effect::None, "not active".to_owned()),
+            EnvReading::Disables => (
+                Effect::Disables,
+                "hard override: telemetry disabled".to_owned(),
+            ),
+            EnvReading::Preview => {
+                *preview = true;
+                (
+                    Effect::Disables,
+                    "preview mode: payloads are rendered locally and never sent".to_owned(),
+                )
+            }
+            EnvReading::Unrecognised => {
+                warnings.push(Warning::new(
+                    Location::EnvVar(name.clone()),
+                    format!("unrecognised value {shown:?}, treated as disabled"),
+                ));
+                (
+                    Effect::Disables,
+                    "unrecognised value, treated as disabled".to_owned(),
+                )
+            }
+        };
+        inputs.push(Input {
+            stage: Stage::HardOverride,
+            name: name.clone(),
+            value: shown,
+            source: Source::EnvVar { name },
+            effect,
+            reason,
+        });
+    }
+    let ci = decision::CI_VARS
+        .iter()
+        .find(|v| decision::read_ci(env.get(v)) != EnvReading::Inactive);
+    let (name, effect, reason, value) = match (ci, ci_detection) {
+        (Some(var), true) => (
+            *var,
+            Effect::Disables,
+            "CI environment detected: telemetry disabled",
+            env_text(env, var),
+        ),
+        (Some(var), false) => (
+            *var,
+            Effect::None,
+            "CI environment detected, but the app turned CI detection off",
+            env_text(env, var),
+        ),
+        (None, _) => (
+            "CI",
+            Effect::None,
+            "not a CI environment",
+            "unset".to_owned(),
+        ),
+    };
+    inputs.push(Input {
+        stage: Stage::HardOverride,
+        name: name.to_owned(),
+        value,
+        source: Source::EnvVar {
+            name: name.to_owned(),
+        },
+        effect,
+        reason: reason.into(),
+    });
+}
+
+fn env_text(env: &Env, name: &str) -> String {
+    match env.get(name) {
+        EnvValue::Text(v) => v.chars().take(40).collect(),
+        EnvValue::NotUnicode => "<not UTF-8>".into(),
+        EnvValue::Unset => "unset".into(),
+    }
+}
+
+fn config_input(config: &ConfigOutcome, paths: Option<&Paths>) -> Input {
+    let key = "telemetry.enabled".to_owned();
+    if let Some(problem) = &config.problem {
+        let layer = match &problem.location {
+            Location::Path(p) | Location::FileKey { path: p, .. } => p.display().to_string(),
+            other => other.to_string(),
+        };
+        return Input {
+            stage: Stage::Config,
+            name: key.clone(),
+            value: "unreadable".into(),
+            source: Source::Config { layer, key },
+            effect: Effect::Disables,
+            reason: format!("the configuration cannot be trusted: {}", problem.message),
+        };
+    }
+    let source = config.source_of(&key);
+    let layer = match (&source, paths) {
+        (ConfigSource::Default, Some(p)) => {
+            format!("default (no value in {})", p.config_file().display())
+        }
+        _ => source.to_string(),
+    };
+    let (value, effect, reason) = match config.config.telemetry.enabled {
+        Some(false) => ("false", Effect::Disables, "the user turned telemetry off"),
+        Some(true) => (
+            "true",
+            Effect::None,
+            "allows telemetry; consent is still required",
+        ),
+        None => ("unset", Effect::None, "no persistent choice"),
+    };
+    Input {
+        stage: Stage::Config,
+        name: key.clone(),
+        value: value.into(),
+        source: Source::Config { layer, key },
+        effect,
+        reason: reason.into(),
+    }
+}
+
+fn opt_in_input(token: &TokenState, paths: Option<&Paths>) -> Input {
+    let path = paths.map(Paths::consent_token).unwrap_or_default();
+    let (value, effect, reason) = match token {
+        TokenState::Absent => (
+            "absent".to_owned(),
+            Effect::None,
+            "no consent given (opt-in)".to_owned(),
+        ),
+        TokenState::Valid(t) => (
+            format!(
+                "consent version {}, given {}",
+                t.consent_version, t.given_at
+            ),
+            Effect::Enables,
+            "the user consented".to_owned(),
+        ),
+        TokenState::Outdated { token, required } => (
+            format!("consent version {}", token.consent_version),
+            Effect::None,
+            format!(
+                "consent was given for version {}, the app now asks for version {required}",
+                token.consent_version
+            ),
+        ),
+        TokenState::Refused(why) => ("refused".to_owned(), Effect::None, why.clone()),
+    };
+    Input {
+        stage: Stage::Consent,
+        name: "consent token".into(),
+        value,
+        source: Source::ConsentToken { path },
+        effect,
+        reason,
+    }
+}
+
+fn opt_out_input(paths: Option<&Paths>) -> Input {
+    let marker = paths.map(Paths::notice_marker).unwrap_or_default();
+    let shown = paths.is_some() && std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file());
+    Input {
+        stage: Stage::Consent,
+        name: "first-run notice".into(),
+        value: if shown { "shown earlier" } else { "not shown" }.into(),
+        source: Source::NoticeMarker { path: marker },
+        effect: if shown { Effect::Enables } else { Effect::None },
+        reason: if shown {
+            "opt-out policy (beta): on, the notice was shown in an earlier run"
+        } else {
+            "opt-out policy (beta): the first-run notice has not been shown yet"
+        }
+        .into(),
+    }
+}
+
+/// The telemetry handle. Create one per process with [`Telemetry::builder`].
+#[derive(Debug)]
+pub struct Telemetry {
+    enabled: AtomicBool,
+    app_name: String,
+    app: Option<AppName>,
+    builder: Builder,
+    paths: Option<Paths>,
+    decision: Decision,
+    token: TokenState,
+    config: ConfigOutcome,
+    warnings: Vec<Warning>,
+}
+
+impl Telemetry {
+    /// Starts configuring the handle for `app` (e.g. `"acme"`).
+    pub fn builder(app: impl Into<String>) -> Builder {
+        Builder {
+            app: app.into(),
+            app_version: "0.0.0".into(),
+            policy: ReleasePolicy::OptIn,
+            consent_version: 1,
+            ci_detection: true,
+            env: None,
+            root: None,
+            no_telemetry_flag: false,
+            disabled_by_code: false,
+            config_overrides: Vec::new(),
+            notice: NoticeMode::Terminal,
+            print_warnings: true,
+        }
+    }
+
+    /// Whether telemetry is on for this process: one atomic load.
+    #[inline]
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Turns telemetry off for the rest of this process.
+    pub fn disable(&self) {
+        self.enabled.store(false, Ordering::Relaxed);
+    }
+
+    /// The decision made at start-up, with every input and its provenance. (It does not
+    /// reflect a later [`Telemetry::disable`].)
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// Problems found while deciding.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+
+    /// The app name as given to the builder.
+    pub fn app_name(&self) -> &str {
+        &self.app_name
+    }
+
+    /// The validated app name (`None` when the builder got an invalid one).
+    pub fn app(&self) -> Option<&AppName> {
+        self.app.as_ref()
+    }
+
+    /// The app version.
+    pub fn app_version(&self) -> &str {
+        &self.builder.app_version
+    }
+
+    /// The release policy.
+    pub fn policy(&self) -> ReleasePolicy {
+        self.builder.policy
+    }
+
+    /// The app directory's paths (`None` when no directory could be resolved).
+    pub fn paths(&self) -> Option<&Paths> {
+        self.paths.as_ref()
+    }
+
+    /// What was found at the consent token's path.
+    pub fn consent_token(&self) -> &TokenState {
+        &self.token
+    }
+
+    /// The loaded configuration and its provenance.
+    pub fn config(&self) -> &ConfigOutcome {
+        &self.config
+    }
+
+    /// The builder this handle was made from (to re-decide, e.g. before an upload).
+    pub fn builder_settings(&self) -> &Builder {
+        &self.builder
+    }
+
+    /// Re-reads everything (environment, config, token) and decides again.
+    pub fn redecide(&self) -> Telemetry {
+        self.builder
+            .clone()
+            .env(Env::from_process())
+            .notice(NoticeMode::Never)
+            .print_warnings(false)
+            .build()
+    }
+
+    /// The number of pending payload files (`uploads-pending/*.json`). Creates nothing.
+    pub fn pending_payloads(&self) -> usize {
+        self.paths
+            .as_ref()
+            .map_or(0, |p| count_json_files(&p.pending_dir()))
+    }
+
+    /// A snapshot for `telemetry status`.
+    pub fn status(&self) -> StatusReport {
+        let dnt = self.decision.input("DO_NOT_TRACK");
+        let env_var = self.app.as_ref().map(AppName::telemetry_var);
+        let env_override = self.app.as_ref().and_then(|app| {
+            [app.telemetry_var(), app.disabled_var(), app.enabled_var()]
+                .into_iter()
+                .filter_map(|name| self.decision.input(&name))
+                .find(|i| i.effect == Effect::Disables)
+        });
+        StatusReport {
+            app: self.app_name.clone(),
+            enabled: self.decision.enabled,
+            preview: self.decision.preview,
+            policy: self.builder.policy,
+            decided_by: self.decision.decided_by_label(),
+            do_not_track_active: dnt.is_some_and(|i| i.effect == Effect::Disables),
+            do_not_track_value: dnt.map(|i| i.value.clone()).unwrap_or_default(),
+            env_override_active: env_override.is_some(),
+            env_override_var: env_override
+                .map(|i| i.name.clone())
+                .or(env_var)
+                .unwrap_or_default(),
+            env_override_value: env_override.map(|i| i.value.clone()),
+            consent_token: self.token.label().to_owned(),
+            consent_token_detail: match &self.token {
+                TokenState::Absent => None,
+                TokenState::Valid(t) => Some(format!(
+                    "consent version {} given {}",
+                    t.consent_version, t.given_at
+                )),
+                TokenState::Outdated { token, required } => Some(format!(
+                    "for consent version {}, but version {required} is required: not consent",
+                    token.consent_version
+                )),
+                TokenState::Refused(why) => Some(why.clone()),
+            },
+            consent_token_path: self.paths.as_ref().map(Paths::consent_token),
+            pending_payloads: self.pending_payloads(),
+            pending_dir: self.paths.as_ref().map(Paths::pending_dir),
+            directory: self.paths.as_ref().map(|p| p.root().to_owned()),
+            inputs: self.decision.inputs.clone(),
+            warnings: self.warnings.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+fn count_json_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.path().extension().is_some_and(|x| x == "json")
+                    && e.file_type().is_ok_and(|t| t.is_file())
+            })
+            .count()
+    })
+}
+
+/// What `telemetry status` shows; its JSON form is `telemetry status --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct StatusReport {
+    /// The app.
+    pub app: String,
+    /// Effective state.
+    pub enabled: bool,
+    /// Preview mode (`<APP>_TELEMETRY=preview`).
+    pub preview: bool,
+    /// Release policy.
+    pub policy: ReleasePolicy,
+    /// What decided, with its source.
+    pub decided_by: String,
+    /// Whether `DO_NOT_TRACK` disables.
+    pub do_not_track_active: bool,
+    /// `DO_NOT_TRACK`'s value (`unset` when absent).
+    pub do_not_track_value: String,
+    /// Whether an `<APP>_TELEMETRY*` variable disables.
+    pub env_override_active: bool,
+    /// The active override variable, else `<APP>_TELEMETRY`.
+    pub env_override_var: String,
+    /// The active override's value.
+    pub env_override_value: Option<String>,
+    /// `"absent"`, `"present"` or `"refused"`.
+    pub consent_token: String,
+    /// Details: version and date, or why it was refused.
+    pub consent_token_detail: Option<String>,
+    /// Where the token lives.
+    pub consent_token_path: Option<PathBuf>,
+    /// Number of pending payloads.
+    pub pending_payloads: usize,
+    /// Where pending payloads live.
+    pub pending_dir: Option<PathBuf>,
+    /// The app directory.
+    pub directory: Option<PathBuf>,
+    /// Every input of the decision.
+    pub inputs: Vec<Input>,
+    /// Warnings, as text.
+    pub warnings: Vec<String>,
+}
