@@ -1,0 +1,512 @@
+//! The v1 payload envelope: everything that can leave a machine, and nothing else.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::dp::{MechanismKind, MechanismParams, ParamError};
+use crate::ids::{DailyId, Day, Identifier, Label, RedactedText, RunId, SessionId, Version};
+
+/// The `schema.id` of every envelope.
+pub const ENVELOPE_SCHEMA_ID: &str = "telemetry-toolkit.envelope";
+/// The envelope version this build writes (and the newest it validates).
+pub const ENVELOPE_VERSION: &str = "1.0.0";
+/// Most events one envelope may carry.
+pub const MAX_EVENTS: usize = 10_000;
+/// Most fields one event may carry.
+pub const MAX_FIELDS: usize = 64;
+
+/// `schema.id` of an envelope: a closed enum with one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum EnvelopeSchemaId {
+    /// `"telemetry-toolkit.envelope"`.
+    #[serde(rename = "telemetry-toolkit.envelope")]
+    Envelope,
+}
+
+/// Which schema (and which version of it) a document follows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopeSchemaRef {
+    /// Always `"telemetry-toolkit.envelope"`.
+    pub id: EnvelopeSchemaId,
+    /// Semantic version of the envelope format, e.g. `"1.0.0"`.
+    pub version: Version,
+}
+
+impl EnvelopeSchemaRef {
+    /// The reference this build writes: id and [`ENVELOPE_VERSION`].
+    pub fn current() -> Self {
+        Self {
+            id: EnvelopeSchemaId::Envelope,
+            version: Version::new(ENVELOPE_VERSION).expect("valid constant"),
+        }
+    }
+}
+
+/// A name and a version (of the app or of the SDK).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NameVersion {
+    /// Name, e.g. `"acme"` or `"telemetry-core"`.
+    pub name: Label,
+    /// Version, e.g. `"1.4.2"`.
+    pub version: Version,
+}
+
+impl NameVersion {
+    /// Checks both parts.
+    pub fn new(name: &str, version: &str) -> Result<Self, crate::ids::FormatError> {
+        Ok(Self {
+            name: Label::new(name)?,
+            version: Version::new(version)?,
+        })
+    }
+}
+
+/// Operating system family (a closed set; unknown systems are `other`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Os {
+    Linux,
+    Macos,
+    Windows,
+    Freebsd,
+    Netbsd,
+    Openbsd,
+    Dragonfly,
+    Android,
+    Ios,
+    Illumos,
+    Solaris,
+    Other,
+}
+
+impl Os {
+    /// Maps a Rust `target_os` name (the caller passes `std::env::consts::OS`).
+    pub fn from_target_os(os: &str) -> Self {
+        match os {
+            "linux" => Self::Linux,
+            "macos" => Self::Macos,
+            "windows" => Self::Windows,
+            "freebsd" => Self::Freebsd,
+            "netbsd" => Self::Netbsd,
+            "openbsd" => Self::Openbsd,
+            "dragonfly" => Self::Dragonfly,
+            "android" => Self::Android,
+            "ios" => Self::Ios,
+            "illumos" => Self::Illumos,
+            "solaris" => Self::Solaris,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// CPU architecture (a closed set; unknown architectures are `other`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Arch {
+    X86_64,
+    X86,
+    Aarch64,
+    Arm,
+    Riscv64,
+    Powerpc64,
+    S390x,
+    Loongarch64,
+    Wasm32,
+    Other,
+}
+
+impl Arch {
+    /// Maps a Rust `target_arch` name (the caller passes `std::env::consts::ARCH`).
+    pub fn from_target_arch(arch: &str) -> Self {
+        match arch {
+            "x86_64" => Self::X86_64,
+            "x86" => Self::X86,
+            "aarch64" => Self::Aarch64,
+            "arm" => Self::Arm,
+            "riscv64" => Self::Riscv64,
+            "powerpc64" => Self::Powerpc64,
+            "s390x" => Self::S390x,
+            "loongarch64" => Self::Loongarch64,
+            "wasm32" => Self::Wasm32,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// The platform, as two closed enums. Never a kernel version, host name or distribution string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Platform {
+    /// OS family.
+    pub os: Os,
+    /// CPU architecture.
+    pub arch: Arch,
+}
+
+/// The two identifiers a payload carries. Neither is linkable across days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ids {
+    /// Random per process, never persisted.
+    pub session: SessionId,
+    /// Keyed hash of the install secret and the day.
+    pub daily: DailyId,
+}
+
+/// The period a payload covers: one day, never a finer timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Period {
+    /// The day (UTC).
+    pub day: Day,
+}
+
+/// Redacted free text, written `{"redacted": "..."}` so it can never be mistaken for a label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TextValue {
+    /// The text after redaction.
+    pub redacted: RedactedText,
+}
+
+/// One field value on the wire (already randomised where the field's mechanism says so).
+///
+/// Integers are reported after discrete Laplace noise and **may fall outside the declared
+/// range**; the estimators expect exactly that. `null` means the app did not record this
+/// optional field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum FieldValue {
+    /// A boolean (randomised response or a 1BitMean bit).
+    Bool(bool),
+    /// An integer (noised; may be outside the declared range).
+    Integer(
+        #[schemars(range(min = -9_007_199_254_740_991i64, max = 9_007_199_254_740_991i64))] i64,
+    ),
+    /// A closed-enum label.
+    Label(Label),
+    /// A version.
+    Version(Version),
+    /// Redacted text (redaction only, not randomised).
+    Text(TextValue),
+}
+
+impl FieldValue {
+    /// The value as a short display string (for aggregation tables).
+    pub fn display(&self) -> String {
+        match self {
+            Self::Bool(b) => b.to_string(),
+            Self::Integer(i) => i.to_string(),
+            Self::Label(l) => l.to_string(),
+            Self::Version(v) => v.to_string(),
+            Self::Text(t) => t.redacted.to_string(),
+        }
+    }
+}
+
+/// One event: a catalogue name and its typed fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Event name from the app's closed catalogue.
+    pub name: Identifier,
+    /// Field values by field name; `null` means not recorded.
+    #[schemars(extend("maxProperties" = 64, "propertyNames" = {"pattern": "^[a-z][a-z0-9_]{0,63}$"}))]
+    pub fields: BTreeMap<Identifier, Option<FieldValue>>,
+}
+
+/// Whether text fields went through the redactor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RedactionStatus {
+    /// Every text field in this payload was redacted.
+    Applied,
+    /// The payload has no text fields.
+    NotApplicable,
+}
+
+/// The redaction section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Redaction {
+    /// Status.
+    pub status: RedactionStatus,
+    /// Version of the redaction rules the core applied.
+    pub rules_version: Version,
+}
+
+/// The DP parameter block of one field of one event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldPrivacy {
+    /// Event name.
+    pub event: Identifier,
+    /// Field name.
+    pub field: Identifier,
+    /// Mechanism and all its parameters.
+    pub params: MechanismParams,
+}
+
+/// Privacy-budget ledger state for the period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerState {
+    /// ε spent by this install in the period, including this payload's reports.
+    #[schemars(range(min = 0.0, max = 1000.0))]
+    pub epsilon_spent: f64,
+    /// ε cap for the period; when reached, further reports are dropped.
+    #[schemars(range(min = 0.0, max = 1000.0))]
+    pub epsilon_cap: f64,
+    /// Number of events dropped (never sent) in this run because the budget was spent.
+    pub dropped_reports: u32,
+}
+
+/// The privacy section: what an auditor needs to judge this payload alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Privacy {
+    /// Redaction status and rules version.
+    pub redaction: Redaction,
+    /// One parameter block per (event, field) that appears in `events`.
+    #[schemars(length(max = 4096))]
+    pub dp: Vec<FieldPrivacy>,
+    /// Ledger state.
+    pub ledger: LedgerState,
+}
+
+/// A telemetry payload, format v1. One per run.
+///
+/// Every string in it is a closed enum, a version, an identifier with a checked format, or text
+/// the app declared as text and the core redacted; unknown properties are refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Telemetry payload envelope v1")]
+pub struct Envelope {
+    /// Schema id and version.
+    pub schema: EnvelopeSchemaRef,
+    /// Run id (UUIDv7).
+    pub run_id: RunId,
+    /// The app that recorded the events.
+    pub app: NameVersion,
+    /// The telemetry SDK that assembled the payload.
+    pub sdk: NameVersion,
+    /// OS family and architecture.
+    pub platform: Platform,
+    /// Session and daily ids.
+    pub ids: Ids,
+    /// The day.
+    pub period: Period,
+    /// Events, already randomised.
+    #[schemars(length(max = 10000))]
+    pub events: Vec<Event>,
+    /// Redaction, DP parameters and ledger state.
+    pub privacy: Privacy,
+}
+
+/// A semantic inconsistency that JSON Schema cannot express (cross references between sections).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConsistencyError {
+    /// An event carries a field without a DP parameter block.
+    MissingDpBlock {
+        /// Index in `events`.
+        event_index: usize,
+        /// Event name.
+        event: String,
+        /// Field name.
+        field: String,
+    },
+    /// Two DP blocks for the same (event, field).
+    DuplicateDpBlock {
+        /// Event name.
+        event: String,
+        /// Field name.
+        field: String,
+    },
+    /// A value of the wrong type for its mechanism (e.g. a label under discrete Laplace).
+    ValueMismatch {
+        /// Index in `events`.
+        event_index: usize,
+        /// Field name.
+        field: String,
+        /// The mechanism.
+        mechanism: MechanismKind,
+        /// What the mechanism produces.
+        expected: &'static str,
+    },
+    /// A DP block whose numbers disagree with each other.
+    BadParams {
+        /// Event name.
+        event: String,
+        /// Field name.
+        field: String,
+        /// Why.
+        error: ParamError,
+    },
+    /// Text present but redaction status is `not_applicable`.
+    RedactionStatus,
+    /// Ledger: spent more than the cap, or non-finite numbers.
+    Ledger(String),
+}
+
+impl fmt::Display for ConsistencyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingDpBlock {
+                event_index,
+                event,
+                field,
+            } => write!(
+                f,
+                "/events/{event_index}: field {event}.{field} has no parameter block in /privacy/dp"
+            ),
+            Self::DuplicateDpBlock { event, field } => {
+                write!(f, "/privacy/dp: two parameter blocks for {event}.{field}")
+            }
+            Self::ValueMismatch {
+                event_index,
+                field,
+                mechanism,
+                expected,
+            } => write!(
+                f,
+                "/events/{event_index}/fields/{field}: mechanism {mechanism} produces {expected}"
+            ),
+            Self::BadParams {
+                event,
+                field,
+                error,
+            } => write!(f, "/privacy/dp ({event}.{field}): {error}"),
+            Self::RedactionStatus => write!(
+                f,
+                "/privacy/redaction/status: payload has text fields but says not_applicable"
+            ),
+            Self::Ledger(msg) => write!(f, "/privacy/ledger: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for ConsistencyError {}
+
+impl Envelope {
+    /// Serialises to compact JSON (infallible for these types).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("envelope serialises")
+    }
+
+    /// Serialises to pretty JSON (what `telemetry show` prints).
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).expect("envelope serialises")
+    }
+
+    /// The DP block of `(event, field)`, if any.
+    pub fn dp_block(&self, event: &str, field: &str) -> Option<&MechanismParams> {
+        self.privacy
+            .dp
+            .iter()
+            .find(|b| b.event.as_str() == event && b.field.as_str() == field)
+            .map(|b| &b.params)
+    }
+
+    /// Cross-section checks JSON Schema cannot express: every field value has exactly one DP block,
+    /// values have the type their mechanism produces, DP numbers are consistent, text implies
+    /// redaction, ledger spent ≤ cap. Returns every problem found.
+    pub fn check_consistency(&self) -> Result<(), Vec<ConsistencyError>> {
+        let mut errors = Vec::new();
+        let mut blocks: BTreeMap<(&str, &str), &MechanismParams> = BTreeMap::new();
+        for b in &self.privacy.dp {
+            if blocks
+                .insert((b.event.as_str(), b.field.as_str()), &b.params)
+                .is_some()
+            {
+                errors.push(ConsistencyError::DuplicateDpBlock {
+                    event: b.event.to_string(),
+                    field: b.field.to_string(),
+                });
+            }
+            if let Err(error) = b.params.check() {
+                errors.push(ConsistencyError::BadParams {
+                    event: b.event.to_string(),
+                    field: b.field.to_string(),
+                    error,
+                });
+            }
+        }
+        let mut has_text = false;
+        for (i, ev) in self.events.iter().enumerate() {
+            for (field, value) in &ev.fields {
+                let Some(params) = blocks.get(&(ev.name.as_str(), field.as_str())) else {
+                    errors.push(ConsistencyError::MissingDpBlock {
+                        event_index: i,
+                        event: ev.name.to_string(),
+                        field: field.to_string(),
+                    });
+                    continue;
+                };
+                let Some(value) = value else { continue };
+                let (ok, expected) = match params.kind() {
+                    MechanismKind::RandomizedResponse | MechanismKind::OneBitMean => {
+                        (matches!(value, FieldValue::Bool(_)), "a boolean")
+                    }
+                    MechanismKind::KRandomizedResponse => {
+                        (matches!(value, FieldValue::Label(_)), "a label")
+                    }
+                    MechanismKind::DiscreteLaplace => {
+                        (matches!(value, FieldValue::Integer(_)), "an integer")
+                    }
+                    MechanismKind::RedactionOnly => {
+                        (matches!(value, FieldValue::Text(_)), "redacted text")
+                    }
+                    MechanismKind::NotRandomized => (
+                        matches!(value, FieldValue::Version(_) | FieldValue::Label(_)),
+                        "a version or a label",
+                    ),
+                };
+                if let (FieldValue::Text(t), MechanismParams::RedactionOnly { max_len }) =
+                    (value, params)
+                {
+                    has_text = true;
+                    if t.redacted.as_str().chars().count() > *max_len as usize {
+                        errors.push(ConsistencyError::ValueMismatch {
+                            event_index: i,
+                            field: field.to_string(),
+                            mechanism: MechanismKind::RedactionOnly,
+                            expected: "text no longer than its max_len",
+                        });
+                    }
+                }
+                if !ok {
+                    errors.push(ConsistencyError::ValueMismatch {
+                        event_index: i,
+                        field: field.to_string(),
+                        mechanism: params.kind(),
+                        expected,
+                    });
+                }
+            }
+        }
+        if has_text && self.privacy.redaction.status == RedactionStatus::NotApplicable {
+            errors.push(ConsistencyError::RedactionStatus);
+        }
+        let l = &self.privacy.ledger;
+        if !(l.epsilon_spent.is_finite() && l.epsilon_cap.is_finite()) {
+            errors.push(ConsistencyError::Ledger("non-finite epsilon".into()));
+        } else if l.epsilon_spent > l.epsilon_cap + 1e-9 {
+            errors.push(ConsistencyError::Ledger(format!(
+                "epsilon_spent {} exceeds epsilon_cap {}",
+                l.epsilon_spent, l.epsilon_cap
+            )));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
