@@ -1,0 +1,2 @@
+//! Criterion benchmarks for the DP samplers (filled in next).
+fn main() {}
