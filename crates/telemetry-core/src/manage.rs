@@ -14,7 +14,7 @@ use crate::telemetry::{ReleasePolicy, Telemetry};
 #[derive(Debug)]
 pub enum EnableError {
     /// A hard override is active: nothing may enable telemetry (exit status 3).
-    Refused(Input),
+    Refused(Box<Input>),
     /// No app directory could be resolved (e.g. no HOME).
     NoDirectory,
     /// The configuration cannot be read safely; fix it first.
@@ -75,7 +75,7 @@ impl Telemetry {
     /// explicit `enable` flips it to `true` and says so.
     pub fn enable(&self) -> Result<EnableOutcome, EnableError> {
         if let Some(input) = self.decision().hard_override() {
-            return Err(EnableError::Refused(input.clone()));
+            return Err(EnableError::Refused(Box::new(input.clone())));
         }
         let paths = self.paths().ok_or(EnableError::NoDirectory)?;
         if let Some(problem) = &self.config().problem {

@@ -1,0 +1,407 @@
+//! The commands, shared by the standalone binary and every host that mounts them.
+
+use std::io;
+
+use clap::{Args, Subcommand};
+use telemetry_core::config::{self, KEYS, SetError};
+use telemetry_core::{Builder, EnableError, NoticeMode, StatusReport, Telemetry};
+
+use crate::exit;
+use crate::output::{Io, with_stdio};
+
+/// `telemetry <command>`: mount this in a host's clap parser.
+#[derive(Args, Debug, Clone)]
+pub struct TelemetryArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The telemetry commands.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Show whether telemetry is on, why, and what is stored (never touches the network).
+    Status {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give consent: telemetry on from the next run (refused under DO_NOT_TRACK and other overrides).
+    Enable {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Take consent back and delete the consent token, install secret and pending payloads.
+    Disable,
+    /// Read or change `config.toml`.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `telemetry config ...`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum ConfigCommand {
+    /// Print the bare effective value of KEY (exit 1 when unset).
+    Get {
+        /// e.g. telemetry.enabled
+        key: String,
+    },
+    /// Validate VALUE and write KEY = VALUE (the file is untouched if VALUE is invalid).
+    Set {
+        /// e.g. telemetry.enabled
+        key: String,
+        /// e.g. false
+        value: String,
+    },
+    /// Every key with its effective value and where it comes from.
+    List {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `args` for the app configured by `builder`, with the process's streams.
+pub fn run_with_stdio(builder: &Builder, args: &TelemetryArgs) -> u8 {
+    with_stdio(|io| run(builder, args, io))
+}
+
+/// Runs `args` for the app configured by `builder`. Returns the exit status (see
+/// [`crate::exit`]). A closed output pipe is not an error.
+pub fn run(builder: &Builder, args: &TelemetryArgs, io: &mut Io<'_>) -> u8 {
+    let telemetry = builder
+        .clone()
+        .notice(NoticeMode::Never)
+        .print_warnings(false)
+        .build();
+    let result = match &args.command {
+        Command::Status { json } => status(&telemetry, *json, io),
+        Command::Enable { yes } => enable(&telemetry, *yes, io),
+        Command::Disable => disable(&telemetry, io),
+        Command::Config(cmd) => config_command(&telemetry, cmd, io),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => exit::OK,
+        Err(err) => {
+            let _ = writeln!(io.err, "error: {err}");
+            exit::ERROR
+        }
+    }
+}
+
+type Outcome = io::Result<u8>;
+
+fn warn_all(telemetry: &Telemetry, io: &mut Io<'_>) -> io::Result<()> {
+    for w in telemetry.warnings() {
+        writeln!(io.err, "warning: {w}")?;
+    }
+    Ok(())
+}
+
+fn status(telemetry: &Telemetry, json: bool, io: &mut Io<'_>) -> Outcome {
+    warn_all(telemetry, io)?;
+    let report = telemetry.status();
+    if json {
+        let text = serde_json::to_string_pretty(&report).map_err(io::Error::other)?;
+        writeln!(io.out, "{text}")?;
+    } else {
+        write_status(&report, io)?;
+    }
+    Ok(exit::OK)
+}
+
+fn write_status(r: &StatusReport, io: &mut Io<'_>) -> io::Result<()> {
+    let out = &mut *io.out;
+    if !r.enabled {
+        writeln!(out, "{}", crate::NO_TELEMETRY_LINE)?;
+    } else {
+        writeln!(
+            out,
+            "Telemetry is on: anonymous, locally randomised payloads are written to {}. No network calls outside endpoints you pass via flags. Verified: see docs/telemetry/v0/POSTURE.md.",
+            path_or_none(r.pending_dir.as_deref())
+        )?;
+    }
+    writeln!(out)?;
+    let state = if r.enabled {
+        io.paint("32", "enabled")
+    } else {
+        io.paint("33", "disabled")
+    };
+    let preview = if r.preview {
+        " (preview mode: payloads rendered locally, never sent)"
+    } else {
+        ""
+    };
+    let out = &mut *io.out;
+    writeln!(out, "{} telemetry: {state}{preview}", r.app)?;
+    writeln!(out, "  decided by:       {}", r.decided_by)?;
+    writeln!(
+        out,
+        "  DO_NOT_TRACK:     {} (value: {}; source: environment variable DO_NOT_TRACK)",
+        active(r.do_not_track_active),
+        r.do_not_track_value
+    )?;
+    writeln!(
+        out,
+        "  {:<17} {} (value: {}; source: environment variable {})",
+        format!("{}:", r.env_override_var),
+        active(r.env_override_active),
+        r.env_override_value
+            .as_deref()
+            .unwrap_or("unset or not disabling"),
+        r.env_override_var
+    )?;
+    let token_detail = r
+        .consent_token_detail
+        .as_deref()
+        .map(|d| format!(": {d}"))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "  consent token:    {}{token_detail} (source: {})",
+        r.consent_token,
+        path_or_none(r.consent_token_path.as_deref())
+    )?;
+    writeln!(
+        out,
+        "  pending payloads: {} (source: {})",
+        r.pending_payloads,
+        path_or_none(r.pending_dir.as_deref())
+    )?;
+    writeln!(
+        out,
+        "  policy:           {}",
+        match r.policy {
+            telemetry_core::ReleasePolicy::OptIn => "opt-in (off until `telemetry enable`)",
+            telemetry_core::ReleasePolicy::OptOut =>
+                "opt-out beta (on after the first-run notice unless disabled)",
+        }
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Every input, in precedence order (the first that disables decides):"
+    )?;
+    for input in &r.inputs {
+        let effect = match input.effect {
+            telemetry_core::Effect::Disables => "disables",
+            telemetry_core::Effect::Enables => "enables",
+            telemetry_core::Effect::None => "no effect",
+        };
+        writeln!(
+            out,
+            "  {} = {}  [{effect}: {}]  from {}",
+            input.name, input.value, input.reason, input.source
+        )?;
+    }
+    Ok(())
+}
+
+fn active(on: bool) -> &'static str {
+    if on { "active" } else { "not active" }
+}
+
+fn path_or_none(path: Option<&std::path::Path>) -> String {
+    path.map_or_else(|| "no directory".to_owned(), |p| p.display().to_string())
+}
+
+fn enable(telemetry: &Telemetry, yes: bool, io: &mut Io<'_>) -> Outcome {
+    warn_all(telemetry, io)?;
+    if let Some(input) = telemetry.decision().hard_override() {
+        writeln!(
+            io.err,
+            "error: {}",
+            EnableError::Refused(Box::new(input.clone()))
+        )?;
+        writeln!(
+            io.err,
+            "Nothing was changed. Unset {} to be able to enable telemetry.",
+            input.name
+        )?;
+        return Ok(exit::REFUSED);
+    }
+    if !yes {
+        writeln!(io.out, "{}", what_is_collected(telemetry.app_name()))?;
+        write!(
+            io.out,
+            "Enable anonymous telemetry for {}? [y/N] ",
+            telemetry.app_name()
+        )?;
+        io.out.flush()?;
+        let mut answer = String::new();
+        io.input.read_line(&mut answer)?;
+        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            writeln!(io.out)?;
+            writeln!(
+                io.err,
+                "Not enabled: no \"yes\" answer (use --yes to skip the question). Nothing was changed."
+            )?;
+            return Ok(exit::ERROR);
+        }
+    }
+    match telemetry.enable() {
+        Ok(outcome) => {
+            writeln!(io.out, "Telemetry enabled for {}.", telemetry.app_name())?;
+            writeln!(io.out, "Consent token:  {}", outcome.token_path.display())?;
+            writeln!(
+                io.out,
+                "Install secret: {} (never leaves this machine)",
+                outcome.secret_path.display()
+            )?;
+            if let Some(path) = outcome.config_file_updated {
+                writeln!(
+                    io.out,
+                    "Changed telemetry.enabled from false to true in {}.",
+                    path.display()
+                )?;
+            }
+            if let Some(why) = outcome.still_disabled_by {
+                writeln!(io.err, "warning: telemetry stays off while {why}")?;
+            }
+            writeln!(
+                io.out,
+                "Turn it off again at any time: {} telemetry disable",
+                telemetry.app_name()
+            )?;
+            Ok(exit::OK)
+        }
+        Err(EnableError::Refused(input)) => {
+            writeln!(io.err, "error: {}", EnableError::Refused(input))?;
+            Ok(exit::REFUSED)
+        }
+        Err(err) => {
+            writeln!(io.err, "error: {err}")?;
+            Ok(exit::ERROR)
+        }
+    }
+}
+
+/// What `enable` tells the user before asking.
+fn what_is_collected(app: &str) -> String {
+    format!(
+        "If you enable telemetry, {app} records which of its features you use: typed events \
+         (closed choices, yes/no values, bounded numbers, versions), each randomised on this \
+         machine (local differential privacy) before it is written to a local pending file.\n\
+         Never collected: file paths, environment variables, usernames, hostnames, IP addresses, \
+         secrets, command arguments or output.\n\
+         Inspect everything with `{app} telemetry status` and `{app} telemetry show`."
+    )
+}
+
+fn disable(telemetry: &Telemetry, io: &mut Io<'_>) -> Outcome {
+    warn_all(telemetry, io)?;
+    let outcome = telemetry.forget();
+    writeln!(io.out, "Telemetry disabled for {}.", telemetry.app_name())?;
+    if outcome.removed.is_empty() {
+        writeln!(io.out, "Nothing to remove.")?;
+    }
+    for path in &outcome.removed {
+        writeln!(io.out, "Removed {}", path.display())?;
+    }
+    if let Some(path) = &outcome.config_file_updated {
+        writeln!(
+            io.out,
+            "Set telemetry.enabled = false in {}",
+            path.display()
+        )?;
+    }
+    for (path, err) in &outcome.failed {
+        writeln!(io.err, "error: could not remove {}: {err}", path.display())?;
+    }
+    Ok(if outcome.failed.is_empty() {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
+}
+
+fn config_command(telemetry: &Telemetry, cmd: &ConfigCommand, io: &mut Io<'_>) -> Outcome {
+    let outcome = telemetry.config();
+    match cmd {
+        ConfigCommand::Get { key } | ConfigCommand::Set { key, .. }
+            if config::key_spec(key).is_none() =>
+        {
+            writeln!(io.err, "error: {}", SetError::UnknownKey(key.clone()))?;
+            Ok(exit::USAGE)
+        }
+        ConfigCommand::Get { key } => {
+            if let Some(problem) = &outcome.problem {
+                writeln!(io.err, "error: {problem}")?;
+                return Ok(exit::ERROR);
+            }
+            match outcome.value_of(key) {
+                Some(value) => {
+                    writeln!(io.out, "{value}")?;
+                    Ok(exit::OK)
+                }
+                None => {
+                    writeln!(io.err, "{key} is not set")?;
+                    Ok(exit::ERROR)
+                }
+            }
+        }
+        ConfigCommand::Set { key, value } => {
+            let Some(paths) = telemetry.paths() else {
+                writeln!(io.err, "error: {}", EnableError::NoDirectory)?;
+                return Ok(exit::ERROR);
+            };
+            match config::set(paths, key, value) {
+                Ok(()) => {
+                    writeln!(
+                        io.out,
+                        "Set {key} = {} in {}",
+                        value.trim(),
+                        paths.config_file().display()
+                    )?;
+                    Ok(exit::OK)
+                }
+                Err(err @ (SetError::InvalidValue(_) | SetError::UnknownKey(_))) => {
+                    writeln!(io.err, "error: {err}; nothing was changed")?;
+                    Ok(exit::USAGE)
+                }
+                Err(err) => {
+                    writeln!(io.err, "error: {err}")?;
+                    Ok(exit::ERROR)
+                }
+            }
+        }
+        ConfigCommand::List { json } => {
+            if let Some(problem) = &outcome.problem {
+                writeln!(io.err, "error: {problem}")?;
+                return Ok(exit::ERROR);
+            }
+            for w in &outcome.warnings {
+                writeln!(io.err, "warning: {w}")?;
+            }
+            if *json {
+                let rows: Vec<_> = KEYS
+                    .iter()
+                    .map(|k| {
+                        serde_json::json!({
+                            "key": k.name,
+                            "value": outcome.value_of(k.name),
+                            "source": outcome.source_of(k.name).to_string(),
+                            "help": k.help,
+                        })
+                    })
+                    .collect();
+                let text = serde_json::to_string_pretty(&rows).map_err(io::Error::other)?;
+                writeln!(io.out, "{text}")?;
+            } else {
+                for k in KEYS {
+                    let value = outcome.value_of(k.name).unwrap_or_else(|| "(unset)".into());
+                    writeln!(
+                        io.out,
+                        "{} = {value}  (from {}; {})",
+                        k.name,
+                        outcome.source_of(k.name),
+                        k.help
+                    )?;
+                }
+            }
+            Ok(exit::OK)
+        }
+    }
+}
