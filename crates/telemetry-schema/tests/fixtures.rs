@@ -1,0 +1,351 @@
+//! Every committed fixture: valid ones keep validating forever; invalid ones fail for their reason.
+
+use telemetry_schema::{
+    ConsistencyError, MAX_DEPTH, MAX_PAYLOAD_BYTES, ValidationError, validate_payload,
+};
+
+macro_rules! fixture {
+    ($kind:literal, $name:literal) => {
+        (
+            $name,
+            include_bytes!(concat!("../fixtures/v1/", $kind, "/", $name, ".json")).as_slice(),
+        )
+    };
+}
+
+/// Released-format fixtures (v1.0.0). Never delete or edit one: add new files instead.
+const VALID_V1: &[(&str, &[u8])] = &[
+    fixture!("valid", "minimal"),
+    fixture!("valid", "full"),
+    fixture!("valid", "event_without_fields"),
+];
+
+fn kind(err: &ValidationError) -> &'static str {
+    match err {
+        ValidationError::TooLarge { .. } => "too_large",
+        ValidationError::NotUtf8 { .. } => "not_utf8",
+        ValidationError::TooDeep { .. } => "too_deep",
+        ValidationError::Malformed { .. } => "malformed",
+        ValidationError::NotAnEnvelope { .. } => "not_an_envelope",
+        ValidationError::MissingVersion => "missing_version",
+        ValidationError::UnsupportedVersion(_) => "unsupported_version",
+        ValidationError::Schema { .. } => "schema",
+        ValidationError::Inconsistent(_) => "inconsistent",
+        ValidationError::Decode(_) => "decode",
+        ValidationError::Internal(_) => "internal",
+    }
+}
+
+/// (fixture, error kind, text the error must contain, why it must fail).
+const INVALID_V1: &[((&str, &[u8]), &str, &str, &str)] = &[
+    (
+        fixture!("invalid", "unknown_top_level_property"),
+        "schema",
+        "hostname",
+        "unknown properties are refused: no place for a host name",
+    ),
+    (
+        fixture!("invalid", "unknown_event_property"),
+        "schema",
+        "/events/0",
+        "events carry name and fields only: no timestamps",
+    ),
+    (
+        fixture!("invalid", "path_as_label"),
+        "schema",
+        "/events/0/fields/command",
+        "a path is not a label, version or number",
+    ),
+    (
+        fixture!("invalid", "email_as_app_name"),
+        "schema",
+        "/app/name",
+        "app names are labels: no `@`",
+    ),
+    (
+        fixture!("invalid", "timestamp_in_period"),
+        "schema",
+        "/period/day",
+        "only the day, never a finer timestamp",
+    ),
+    (
+        fixture!("invalid", "impossible_day"),
+        "decode",
+        "Day",
+        "the day must exist in the calendar",
+    ),
+    (
+        fixture!("invalid", "run_id_not_uuid_v7"),
+        "schema",
+        "/run_id",
+        "run ids are UUIDv7",
+    ),
+    (
+        fixture!("invalid", "session_id_upper_case"),
+        "schema",
+        "/ids/session",
+        "ids are lower-case hex of a fixed length",
+    ),
+    (
+        fixture!("invalid", "free_text_os"),
+        "schema",
+        "/platform/os",
+        "the OS is a closed enum",
+    ),
+    (
+        fixture!("invalid", "future_major_version"),
+        "unsupported_version",
+        "unsupported schema version 2.0.0 (this build knows up to 1.0.0)",
+        "a version this build does not know",
+    ),
+    (
+        fixture!("invalid", "newer_minor_version"),
+        "unsupported_version",
+        "unsupported schema version 1.1.0 (this build knows up to 1.0.0)",
+        "a newer minor may carry fields this build cannot check",
+    ),
+    (
+        fixture!("invalid", "missing_version"),
+        "missing_version",
+        "/schema/version",
+        "every payload states its version",
+    ),
+    (
+        fixture!("invalid", "not_an_envelope"),
+        "not_an_envelope",
+        "telemetry-toolkit.catalog",
+        "a catalogue is not a payload",
+    ),
+    (
+        fixture!("invalid", "path_in_redacted_text"),
+        "schema",
+        "/events/1/fields/error",
+        "redacted text never contains `/`",
+    ),
+    (
+        fixture!("invalid", "raw_string_text"),
+        "schema",
+        "/events/1/fields/error",
+        "free text must be wrapped as {\"redacted\": ...}",
+    ),
+    (
+        fixture!("invalid", "field_without_dp_block"),
+        "inconsistent",
+        "command_run.retries has no parameter block",
+        "every field states its mechanism",
+    ),
+    (
+        fixture!("invalid", "p_inconsistent_with_epsilon"),
+        "inconsistent",
+        "p is 0.9",
+        "internals must match epsilon",
+    ),
+    (
+        fixture!("invalid", "label_under_randomized_response"),
+        "inconsistent",
+        "randomized_response produces a boolean",
+        "value type must match the mechanism",
+    ),
+    (
+        fixture!("invalid", "epsilon_zero"),
+        "schema",
+        "/privacy/dp/1/params",
+        "epsilon must be positive",
+    ),
+    (
+        fixture!("invalid", "true_value_in_dp_block"),
+        "schema",
+        "true_value",
+        "a DP block never carries the true value",
+    ),
+    (
+        fixture!("invalid", "ledger_overspent"),
+        "inconsistent",
+        "exceeds epsilon_cap",
+        "the ledger never spends more than its cap",
+    ),
+    (
+        fixture!("invalid", "text_with_not_applicable_redaction"),
+        "inconsistent",
+        "redaction",
+        "text implies redaction was applied",
+    ),
+    (
+        fixture!("invalid", "float_integer"),
+        "schema",
+        "/events/0/fields/files",
+        "integers are integers",
+    ),
+    (
+        fixture!("invalid", "malformed_json"),
+        "malformed",
+        "line 2",
+        "truncated JSON",
+    ),
+];
+
+#[test]
+fn released_valid_fixtures_keep_validating() {
+    for (name, bytes) in VALID_V1 {
+        let checked = validate_payload(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(checked.version.as_str(), "1.0.0", "{name}");
+        // Round trip: what we decode re-encodes to a payload that validates again.
+        validate_payload(checked.envelope.to_json().as_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn invalid_fixtures_fail_for_their_reason() {
+    for ((name, bytes), expected_kind, needle, why) in INVALID_V1 {
+        let err = match validate_payload(bytes) {
+            Ok(_) => panic!("{name} validated but must fail: {why}"),
+            Err(e) => e,
+        };
+        let text = err.to_string();
+        assert_eq!(kind(&err), *expected_kind, "{name} ({why}): {text}");
+        assert!(
+            text.contains(needle),
+            "{name} ({why}): {text:?} lacks {needle:?}"
+        );
+    }
+}
+
+#[test]
+fn schema_errors_are_structured() {
+    let bytes = include_bytes!("../fixtures/v1/invalid/path_as_label.json");
+    let ValidationError::Schema { violations, total } = validate_payload(bytes).unwrap_err() else {
+        panic!("expected schema violations")
+    };
+    assert!(total >= 1);
+    let v = &violations[0];
+    assert_eq!(v.instance_path, "/events/0/fields/command");
+    assert_eq!(v.keyword, "anyOf");
+    assert!(
+        v.schema_path.starts_with("/$defs/Event/properties/fields"),
+        "{}",
+        v.schema_path
+    );
+}
+
+#[test]
+fn consistency_errors_are_structured() {
+    let bytes = include_bytes!("../fixtures/v1/invalid/field_without_dp_block.json");
+    let ValidationError::Inconsistent(errors) = validate_payload(bytes).unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(
+        errors,
+        vec![ConsistencyError::MissingDpBlock {
+            event_index: 0,
+            event: "command_run".into(),
+            field: "retries".into()
+        }]
+    );
+}
+
+#[test]
+fn hostile_inputs_get_clear_errors() {
+    // Too large: refused before parsing, whatever the content.
+    let huge = vec![b' '; MAX_PAYLOAD_BYTES + 1];
+    let err = validate_payload(&huge).unwrap_err();
+    assert_eq!(
+        err,
+        ValidationError::TooLarge {
+            size: MAX_PAYLOAD_BYTES + 1,
+            limit: MAX_PAYLOAD_BYTES
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("larger than the 4194304-byte limit")
+    );
+
+    // Deep nesting: refused by the byte scan (serde_json would recurse).
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let err = validate_payload(deep.as_bytes()).unwrap_err();
+    assert_eq!(err, ValidationError::TooDeep { limit: MAX_DEPTH });
+    let ok_depth = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+    assert_ne!(
+        validate_payload(ok_depth.as_bytes()).unwrap_err(),
+        ValidationError::TooDeep { limit: MAX_DEPTH }
+    );
+
+    // Not UTF-8.
+    let mut bytes = include_bytes!("../fixtures/v1/valid/minimal.json").to_vec();
+    bytes.insert(10, 0xff);
+    let err = validate_payload(&bytes).unwrap_err();
+    assert_eq!(err, ValidationError::NotUtf8 { valid_up_to: 10 });
+    assert!(err.to_string().contains("not UTF-8"));
+
+    // Not JSON / not an object / empty.
+    for junk in [
+        &b""[..],
+        b"null",
+        b"[]",
+        b"42",
+        b"\"x\"",
+        b"{",
+        b"{\"schema\": 1}",
+    ] {
+        let err = validate_payload(junk).unwrap_err();
+        assert!(
+            matches!(kind(&err), "malformed" | "not_an_envelope"),
+            "{:?}: {err}",
+            String::from_utf8_lossy(junk)
+        );
+    }
+
+    // A version that is not a string, or not a version.
+    for version in [
+        "1",
+        "\"one\"",
+        "\"1.0.0-rc.1\"",
+        "\"99999999999999999999.0.0\"",
+    ] {
+        let doc = format!(
+            "{{\"schema\": {{\"id\": \"telemetry-toolkit.envelope\", \"version\": {version}}}}}"
+        );
+        let err = validate_payload(doc.as_bytes()).unwrap_err();
+        assert!(
+            matches!(kind(&err), "missing_version" | "unsupported_version"),
+            "{version}: {err}"
+        );
+    }
+}
+
+#[test]
+fn many_violations_are_capped() {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(include_bytes!("../fixtures/v1/valid/minimal.json")).unwrap();
+    let bad_events: Vec<_> = (0..500)
+        .map(|_| serde_json::json!({"name": "Bad Name", "fields": {}}))
+        .collect();
+    v["events"] = serde_json::Value::Array(bad_events);
+    let ValidationError::Schema { violations, total } =
+        validate_payload(v.to_string().as_bytes()).unwrap_err()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        violations.len(),
+        telemetry_schema::validate::MAX_REPORTED_VIOLATIONS
+    );
+    assert!(total >= 500, "{total}");
+}
+
+#[test]
+fn a_one_mib_payload_validates() {
+    // Many events: about 1 MiB of valid JSON (the CLI's verify-payload budget is measured in a bench).
+    let mut v: serde_json::Value =
+        serde_json::from_slice(include_bytes!("../fixtures/v1/valid/full.json")).unwrap();
+    let events = v["events"].as_array().unwrap().clone();
+    let mut all = Vec::new();
+    while all.len() < 9_000 {
+        all.extend(events.iter().cloned());
+    }
+    all.truncate(telemetry_schema::MAX_EVENTS);
+    v["events"] = serde_json::Value::Array(all);
+    let text = v.to_string();
+    assert!(text.len() > 700_000, "{}", text.len());
+    validate_payload(text.as_bytes()).unwrap();
+}
