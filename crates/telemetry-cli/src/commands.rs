@@ -52,6 +52,7 @@ pub enum ConfigCommand {
         /// e.g. telemetry.enabled
         key: String,
         /// e.g. false
+        #[arg(allow_hyphen_values = true)]
         value: String,
     },
     /// Every key with its effective value and where it comes from.

@@ -193,7 +193,12 @@ impl Builder {
                 flag: "--no-telemetry".into(),
             },
             effect: disables_if(self.no_telemetry_flag),
-            reason: "telemetry off for this invocation".into(),
+            reason: if self.no_telemetry_flag {
+                "telemetry off for this invocation"
+            } else {
+                "not set"
+            }
+            .into(),
         });
         inputs.push(Input {
             stage: Stage::PerInvocation,
@@ -201,7 +206,12 @@ impl Builder {
             value: on_off(self.disabled_by_code).into(),
             source: Source::Programmatic,
             effect: disables_if(self.disabled_by_code),
-            reason: "the app disabled telemetry in code".into(),
+            reason: if self.disabled_by_code {
+                "the app disabled telemetry in code"
+            } else {
+                "not called"
+            }
+            .into(),
         });
         inputs.push(config_input(&config, paths.as_ref()));
         let consent_input = match self.policy {
@@ -478,7 +488,8 @@ fn opt_in_input(token: &TokenState, paths: Option<&Paths>) -> Input {
                 token.consent_version
             ),
         ),
-        TokenState::Refused(why) => ("refused".to_owned(), Effect::None, why.clone()),
+        // Fail closed: a token that cannot be trusted is a reason to stay off, and says so.
+        TokenState::Refused(why) => ("refused".to_owned(), Effect::Disables, why.clone()),
     };
     Input {
         stage: Stage::Consent,
