@@ -24,7 +24,11 @@ impl Home {
     }
     fn env(&self, extra: &[(&str, &str)]) -> Env {
         let mut vars = vec![("HOME".to_owned(), self.path().display().to_string())];
-        vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        vars.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         Env::from_pairs(vars)
     }
     fn build(&self, extra: &[(&str, &str)]) -> Telemetry {
@@ -65,7 +69,11 @@ fn fresh_install_is_disabled_by_default_and_writes_nothing() {
     let status = t.status();
     assert_eq!(status.consent_token, "absent");
     assert_eq!(status.pending_payloads, 0);
-    assert!(all_files(home.path()).is_empty(), "{:?}", all_files(home.path()));
+    assert!(
+        all_files(home.path()).is_empty(),
+        "{:?}",
+        all_files(home.path())
+    );
 }
 
 #[test]
@@ -157,7 +165,10 @@ fn values_that_do_not_disable_leave_consent_in_charge() {
     }
     // ... and never grant consent on their own.
     let fresh = Home::new();
-    for (var, value) in [("ACME_TELEMETRY", "enabled"), ("ACME_TELEMETRY_ENABLED", "1")] {
+    for (var, value) in [
+        ("ACME_TELEMETRY", "enabled"),
+        ("ACME_TELEMETRY_ENABLED", "1"),
+    ] {
         assert!(!fresh.build(&[(var, value)]).is_enabled());
     }
 }
@@ -259,7 +270,10 @@ fn hostile_config_files_disable_with_a_warning_naming_the_file() {
         ("malformed", b"[telemetry\nenabled=".to_vec()),
         ("wrong type", b"[telemetry]\nenabled = 1\n".to_vec()),
         ("huge", huge),
-        ("non-UTF-8", b"[telemetry]\nenabled = true # \xff\xfe\n".to_vec()),
+        (
+            "non-UTF-8",
+            b"[telemetry]\nenabled = true # \xff\xfe\n".to_vec(),
+        ),
     ];
     for (what, contents) in cases {
         let home = Home::new();
@@ -311,7 +325,12 @@ fn symlinked_directory_garbage_and_foreign_tokens_are_refused() {
     symlink(&real, home.token()).unwrap();
     let t = home.build(&[]);
     assert!(!t.is_enabled());
-    assert!(t.status().consent_token_detail.unwrap().contains("symbolic link"));
+    assert!(
+        t.status()
+            .consent_token_detail
+            .unwrap()
+            .contains("symbolic link")
+    );
 
     // A directory.
     let home = Home::new();
@@ -360,7 +379,10 @@ fn a_world_readable_secrets_dir_is_refused() {
     let t = home.build(&[]);
     assert!(!t.is_enabled());
     let detail = t.status().consent_token_detail.unwrap();
-    assert!(detail.contains("0755") && detail.contains("secrets"), "{detail}");
+    assert!(
+        detail.contains("0755") && detail.contains("secrets"),
+        "{detail}"
+    );
     // enable does not paper over it either.
     let err = t.enable().unwrap_err().to_string();
     assert!(err.contains("0755"), "{err}");
@@ -487,15 +509,15 @@ fn opt_out_records_nothing_in_the_run_that_shows_the_notice() {
     // The run that shows it is still off ...
     let t = opt_out(&home, NoticeMode::Always, &[]);
     assert!(!t.is_enabled());
-    assert_eq!(
-        t.decision().deciding_input().unwrap().value,
-        "shown now"
-    );
+    assert_eq!(t.decision().deciding_input().unwrap().value, "shown now");
     assert!(home.app_dir().join("notice-shown").exists());
     // ... the next one is on, without showing it again.
     let t = opt_out(&home, NoticeMode::Always, &[]);
     assert!(t.is_enabled());
-    assert_eq!(t.decision().deciding_input().unwrap().value, "shown earlier");
+    assert_eq!(
+        t.decision().deciding_input().unwrap().value,
+        "shown earlier"
+    );
     // Disabled runs never show it and never write the marker.
     let other = Home::new();
     let t = opt_out(&other, NoticeMode::Always, &[("DO_NOT_TRACK", "1")]);
