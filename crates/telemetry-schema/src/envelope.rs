@@ -86,7 +86,7 @@ pub enum Os {
 }
 
 impl Os {
-    /// Maps a Rust `target_os` name (the caller passes `std::env::consts::OS`).
+    /// Maps a Rust `target_os` name (the caller passes the standard library's `consts::OS`).
     pub fn from_target_os(os: &str) -> Self {
         match os {
             "linux" => Self::Linux,
@@ -123,7 +123,7 @@ pub enum Arch {
 }
 
 impl Arch {
-    /// Maps a Rust `target_arch` name (the caller passes `std::env::consts::ARCH`).
+    /// Maps a Rust `target_arch` name (the caller passes the standard library's `consts::ARCH`).
     pub fn from_target_arch(arch: &str) -> Self {
         match arch {
             "x86_64" => Self::X86_64,
@@ -297,7 +297,7 @@ pub struct Envelope {
     pub app: NameVersion,
     /// The telemetry SDK that assembled the payload.
     pub sdk: NameVersion,
-    /// OS family and architecture.
+    /// OS family.and architecture.
     pub platform: Platform,
     /// Session and daily ids.
     pub ids: Ids,

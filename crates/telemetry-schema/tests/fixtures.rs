@@ -37,7 +37,14 @@ fn kind(err: &ValidationError) -> &'static str {
 }
 
 /// (fixture, error kind, text the error must contain, why it must fail).
-const INVALID_V1: &[((&str, &[u8]), &str, &str, &str)] = &[
+type Case = (
+    (&'static str, &'static [u8]),
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+const INVALID_V1: &[Case] = &[
     (
         fixture!("invalid", "unknown_top_level_property"),
         "schema",
