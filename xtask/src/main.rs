@@ -6,6 +6,8 @@
 //!
 //! Invariant: xtask is never a dependency of a shipped crate; it may do anything a developer may do.
 
+mod audit;
+mod ci;
 mod codegen;
 
 use std::process::ExitCode;
@@ -14,6 +16,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("codegen") => codegen::run(&args[1..]),
+        Some("audit") => audit::run(&args[1..]),
+        Some("ci") => ci::run(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask <codegen [--check] | audit [--json] | ci>");
             return ExitCode::from(2);

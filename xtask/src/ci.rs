@@ -1,0 +1,154 @@
+//! `cargo xtask ci`: everything CI runs, in order, stopping at the first failure.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+enum Step {
+    Cargo(
+        &'static [&'static str],
+        &'static [(&'static str, &'static str)],
+    ),
+    Audit,
+    CodegenCheck,
+}
+
+const STEPS: &[(&str, Step)] = &[
+    (
+        "format check",
+        Step::Cargo(&["fmt", "--all", "--check"], &[]),
+    ),
+    (
+        "clippy (default features)",
+        Step::Cargo(
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        ),
+    ),
+    (
+        "clippy (--features upload)",
+        Step::Cargo(
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--features",
+                "telemetry-cli/upload",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        ),
+    ),
+    (
+        "tests (default features)",
+        Step::Cargo(&["test", "--workspace"], &[]),
+    ),
+    (
+        "tests (--features upload)",
+        Step::Cargo(
+            &["test", "--workspace", "--features", "telemetry-cli/upload"],
+            &[],
+        ),
+    ),
+    ("xtask audit", Step::Audit),
+    ("codegen --check", Step::CodegenCheck),
+    (
+        "docs (warnings denied)",
+        Step::Cargo(
+            &["doc", "--workspace", "--no-deps"],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        ),
+    ),
+];
+
+fn describe(step: &Step) -> String {
+    match step {
+        Step::Cargo(args, env) => {
+            let env: String = env.iter().map(|(k, v)| format!("{k}={v:?} ")).collect();
+            format!("{env}cargo {}", args.join(" "))
+        }
+        Step::Audit => "cargo xtask audit (in-process)".to_owned(),
+        Step::CodegenCheck => "cargo xtask codegen --check (in-process)".to_owned(),
+    }
+}
+
+fn execute(step: &Step) -> anyhow::Result<()> {
+    match step {
+        Step::Cargo(args, env) => {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .args(*args)
+                .envs(env.iter().copied())
+                .status()?;
+            if !status.success() {
+                bail!("exited with {status}");
+            }
+            Ok(())
+        }
+        Step::Audit => super::audit::run(&[]),
+        Step::CodegenCheck => super::codegen::run(&["--check".to_owned()]),
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if let Some(arg) = args.first() {
+        bail!("unknown argument {arg:?}; usage: cargo xtask ci");
+    }
+    let start = Instant::now();
+    let mut done: Vec<(&str, Duration, bool)> = Vec::new();
+    let mut failure = None;
+    for (i, (name, step)) in STEPS.iter().enumerate() {
+        println!(
+            "\n==> [{}/{}] {name}: {}",
+            i + 1,
+            STEPS.len(),
+            describe(step)
+        );
+        let t = Instant::now();
+        let result = execute(step);
+        let took = t.elapsed();
+        println!(
+            "<== [{}/{}] {name}: {} in {}",
+            i + 1,
+            STEPS.len(),
+            if result.is_ok() { "ok" } else { "FAILED" },
+            secs(took)
+        );
+        done.push((name, took, result.is_ok()));
+        if let Err(err) = result {
+            failure = Some(format!("{name}: {err:#}"));
+            break;
+        }
+    }
+    println!("\nci summary ({} total):", secs(start.elapsed()));
+    for (name, took, ok) in &done {
+        println!(
+            "  {:<6} {:>9}  {name}",
+            if *ok { "ok" } else { "FAILED" },
+            secs(*took)
+        );
+    }
+    for (name, _) in STEPS.iter().skip(done.len()) {
+        println!("  {:<6} {:>9}  {name}", "-", "not run");
+    }
+    let passed = done.iter().filter(|d| d.2).count();
+    println!("ci steps: {passed} passed, {} failed", done.len() - passed);
+    match failure {
+        Some(f) => bail!("ci failed at {f}"),
+        None => Ok(()),
+    }
+}
