@@ -297,7 +297,7 @@ pub struct Envelope {
     pub app: NameVersion,
     /// The telemetry SDK that assembled the payload.
     pub sdk: NameVersion,
-    /// OS family.and architecture.
+    /// OS family and architecture.
     pub platform: Platform,
     /// Session and daily ids.
     pub ids: Ids,
