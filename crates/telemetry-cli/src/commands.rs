@@ -75,6 +75,7 @@ pub fn run(builder: &Builder, args: &TelemetryArgs, io: &mut Io<'_>) -> u8 {
         .clone()
         .notice(NoticeMode::Never)
         .print_warnings(false)
+        .recording(false)
         .build();
     let result = match &args.command {
         Command::Status { json } => status(&telemetry, *json, io),

@@ -144,6 +144,27 @@ pub fn grant(paths: &Paths, app: &str, consent_version: u32) -> Result<ConsentTo
     Ok(token)
 }
 
+/// The install secret, created (with `secrets/`) if absent.
+pub fn ensure_install_secret(paths: &Paths) -> Result<Option<[u8; 32]>, WriteError> {
+    let secrets = paths.secrets_dir();
+    store::ensure_private_dir(&secrets).map_err(WriteError::Refused)?;
+    if let Some(secret) = read_install_secret(paths).map_err(WriteError::Refused)? {
+        return Ok(Some(secret));
+    }
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut secret)
+        .map_err(|e| WriteError::Random(e.to_string()))?;
+    store::write_atomic(
+        &secrets,
+        INSTALL_SECRET_FILE,
+        hex(&secret).as_bytes(),
+        0o600,
+    )
+    .map_err(WriteError::Io)?;
+    Ok(Some(secret))
+}
+
 /// The install secret, if one exists and passes the store's checks.
 pub fn read_install_secret(paths: &Paths) -> Result<Option<[u8; 32]>, Refusal> {
     let Some(bytes) = store::read_private_file(&paths.secrets_dir(), INSTALL_SECRET_FILE)? else {

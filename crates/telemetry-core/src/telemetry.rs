@@ -11,7 +11,11 @@ use crate::config::{self, ConfigOutcome, ConfigSource};
 use crate::consent::{self, TokenState};
 use crate::decision::{self, Decision, Effect, EnvReading, Input, Source, Stage};
 use crate::env::{Env, EnvValue};
+use crate::event::{ComponentInitialized, Event, EventInfo, Visit};
 use crate::paths::Paths;
+use crate::recorder::{
+    DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_FILES, Limits, Mode, RecordError, Recorder,
+};
 use crate::store;
 use crate::warning::{Location, Warning};
 
@@ -55,6 +59,8 @@ pub struct Builder {
     config_overrides: Vec<(String, toml::Value)>,
     notice: NoticeMode,
     print_warnings: bool,
+    events: Vec<EventInfo>,
+    recording: bool,
 }
 
 impl Builder {
@@ -118,6 +124,30 @@ impl Builder {
     /// The consent version the app asks for.
     pub fn consent_version_value(&self) -> u32 {
         self.consent_version
+    }
+
+    /// Whether this handle records at all (default: yes). Tools that only inspect state,
+    /// like `telemetry status`, turn it off so that looking never writes a payload.
+    pub fn recording(mut self, on: bool) -> Self {
+        self.recording = on;
+        self
+    }
+
+    /// Declares an event type the app may record. Only declared events are recorded, and
+    /// the app's catalogue ([`Telemetry::catalog`]) lists exactly these.
+    pub fn event<E: Event>(mut self) -> Self {
+        let info = EventInfo::of::<E>();
+        if !self.events.iter().any(|e| e.name == info.name) {
+            self.events.push(info);
+        }
+        self
+    }
+
+    /// The declared events, the built-in `component_initialized` first.
+    pub fn events(&self) -> Vec<EventInfo> {
+        let mut all = vec![EventInfo::of::<ComponentInitialized<'static>>()];
+        all.extend(self.events.iter().copied());
+        all
     }
 
     /// The app name as given.
@@ -229,8 +259,11 @@ impl Builder {
             self.first_run_notice(paths, &mut decision, &mut warnings);
         }
 
+        let recorder = self.recorder(&decision, paths.as_ref(), &config, &mut warnings);
         let telemetry = Telemetry {
             enabled: AtomicBool::new(decision.enabled),
+            active: AtomicBool::new(recorder.is_some()),
+            recorder,
             app_name: self.app.clone(),
             app,
             builder: self,
@@ -246,7 +279,94 @@ impl Builder {
                 let _ = writeln!(stderr, "{}: telemetry: warning: {w}", telemetry.app_name);
             }
         }
+        telemetry.record(&ComponentInitialized {
+            component: 0,
+            sdk_version: env!("CARGO_PKG_VERSION"),
+            runtime_version: RUSTC_VERSION,
+        });
         telemetry
+    }
+
+    /// Sets up recording when enabled (live) or in preview mode; `None` otherwise, or when
+    /// anything needed is missing (then with a warning: telemetry stays off for the run).
+    fn recorder(
+        &self,
+        decision: &Decision,
+        paths: Option<&Paths>,
+        config: &ConfigOutcome,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Recorder> {
+        if !self.recording {
+            return None;
+        }
+        let paths = paths?;
+        let preview_only = decision.preview
+            && decision
+                .inputs
+                .iter()
+                .filter(|i| i.effect == Effect::Disables)
+                .all(|i| i.stage == Stage::HardOverride);
+        let (mode, secret, dir) = if decision.enabled {
+            let secret = match self.policy {
+                // An opt-out app has no `enable` step: its secret is made on first use.
+                ReleasePolicy::OptOut => {
+                    consent::ensure_install_secret(paths).map_err(|e| store::Refusal {
+                        path: paths.install_secret(),
+                        kind: store::RefusalKind::Io(std::io::ErrorKind::Other, e.to_string()),
+                    })
+                }
+                ReleasePolicy::OptIn => consent::read_install_secret(paths),
+            };
+            match secret {
+                Ok(Some(secret)) => (Mode::Live, secret, paths.pending_dir()),
+                Ok(None) => {
+                    warnings.push(Warning::new(
+                        Location::Path(paths.install_secret()),
+                        "the install secret is missing; run `telemetry enable` again. Telemetry stays off for this run",
+                    ));
+                    return None;
+                }
+                Err(refusal) => {
+                    warnings.push(Warning::new(
+                        Location::Path(paths.install_secret()),
+                        format!("{refusal}; telemetry stays off for this run"),
+                    ));
+                    return None;
+                }
+            }
+        } else if decision.preview || preview_only {
+            // A throw-away secret: previews create no persistent identifier.
+            let mut secret = [0u8; 32];
+            let mut rng = crate::dp::os_seeded_rng().ok()?;
+            rand::RngCore::fill_bytes(&mut rng, &mut secret);
+            (Mode::Preview, secret, paths.previews_dir())
+        } else {
+            return None;
+        };
+        let t = &config.config.telemetry;
+        let limits = Limits {
+            max_pending_files: t.max_pending_files.unwrap_or(DEFAULT_MAX_PENDING_FILES),
+            max_pending_bytes: t.max_pending_bytes.unwrap_or(DEFAULT_MAX_PENDING_BYTES),
+            ..Limits::default()
+        };
+        match Recorder::new(
+            mode,
+            secret,
+            &self.events(),
+            (self.app.clone(), self.app_version.clone()),
+            dir,
+            paths.ledger_file(),
+            limits,
+        ) {
+            Ok(recorder) => Some(recorder),
+            Err(err) => {
+                warnings.push(Warning::new(
+                    Location::Programmatic,
+                    format!("{err}; telemetry stays off"),
+                ));
+                None
+            }
+        }
     }
 
     fn first_run_notice(
@@ -523,6 +643,9 @@ fn opt_out_input(paths: Option<&Paths>) -> Input {
 #[derive(Debug)]
 pub struct Telemetry {
     enabled: AtomicBool,
+    /// Whether `record` does anything: enabled (or preview) and a recorder exists.
+    active: AtomicBool,
+    recorder: Option<Recorder>,
     app_name: String,
     app: Option<AppName>,
     builder: Builder,
@@ -549,6 +672,8 @@ impl Telemetry {
             config_overrides: Vec::new(),
             notice: NoticeMode::Terminal,
             print_warnings: true,
+            events: Vec::new(),
+            recording: true,
         }
     }
 
@@ -558,9 +683,76 @@ impl Telemetry {
         self.enabled.load(Ordering::Relaxed)
     }
 
+    /// Records one event: randomised on the spot and kept in memory until [`Telemetry::flush`]
+    /// (or drop). When telemetry is off this is one atomic load: no allocation, no I/O,
+    /// no randomness.
+    #[inline]
+    pub fn record<E: Event>(&self, event: &E) {
+        if !self.active.load(Ordering::Relaxed) {
+            return;
+        }
+        self.record_slow(E::NAME, &|out| event.values(out));
+    }
+
+    #[cold]
+    fn record_slow(&self, name: &str, visit: Visit<'_>) {
+        if let Some(recorder) = &self.recorder {
+            recorder.record(name, visit);
+        }
+    }
+
+    /// Writes this run's payload (one per run) to `uploads-pending/` — or `previews/` in
+    /// preview mode — and returns its path; `Ok(None)` when nothing was recorded.
+    pub fn flush(&self) -> Result<Option<PathBuf>, RecordError> {
+        let Some(recorder) = &self.recorder else {
+            return Ok(None);
+        };
+        if !self.active.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let written = recorder.flush()?;
+        if self.decision.preview
+            && let Some(path) = &written
+        {
+            let run = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}: telemetry preview written (never sent): run id {run} at {}",
+                self.app_name,
+                path.display()
+            );
+        }
+        Ok(written)
+    }
+
+    /// Events recorded and not yet flushed.
+    pub fn buffered_events(&self) -> usize {
+        self.recorder.as_ref().map_or(0, Recorder::buffered)
+    }
+
+    /// The app's catalogue: every event it may send, each field's kind, domain and DP
+    /// mechanism — derived from the same declarations `record` uses.
+    pub fn catalog(&self) -> Result<telemetry_schema::Catalog, telemetry_schema::CatalogError> {
+        let events = self
+            .builder
+            .events()
+            .iter()
+            .map(EventInfo::spec)
+            .collect::<Result<Vec<_>, _>>()?;
+        let app =
+            telemetry_schema::NameVersion::new(&self.app_name, &self.builder.app_version).ok();
+        let catalog = telemetry_schema::Catalog::new(app, events);
+        catalog.check()?;
+        Ok(catalog)
+    }
+
     /// Turns telemetry off for the rest of this process.
     pub fn disable(&self) {
         self.enabled.store(false, Ordering::Relaxed);
+        self.active.store(false, Ordering::Relaxed);
     }
 
     /// The decision made at start-up, with every input and its provenance. (It does not
@@ -621,6 +813,7 @@ impl Telemetry {
             .env(Env::from_process())
             .notice(NoticeMode::Never)
             .print_warnings(false)
+            .recording(false)
             .build()
     }
 
@@ -677,6 +870,29 @@ impl Telemetry {
         }
     }
 }
+
+impl Drop for Telemetry {
+    /// Flushes what was recorded. Never panics and never blocks on anything but the local
+    /// disk; a failure is a warning, not a change to the host's exit code.
+    fn drop(&mut self) {
+        if self.buffered_events() == 0 {
+            return;
+        }
+        if let Err(err) = self.flush() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}: telemetry: warning: payload not written ({err}); telemetry is off for this run",
+                self.app_name
+            );
+        }
+    }
+}
+
+/// The Rust version the toolkit was built with (for `component_initialized`).
+const RUSTC_VERSION: &str = match option_env!("CARGO_PKG_RUST_VERSION") {
+    Some(v) if !v.is_empty() => v,
+    _ => "1.89.0",
+};
 
 fn count_json_files(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| {

@@ -32,9 +32,11 @@ impl Home {
         Env::from_pairs(vars)
     }
     fn build(&self, extra: &[(&str, &str)]) -> Telemetry {
+        // These tests are about the decision: looking must not record.
         Telemetry::builder("acme")
             .env(self.env(extra))
             .print_warnings(false)
+            .recording(false)
             .build()
     }
     fn enabled_install(&self) -> &Self {

@@ -1,0 +1,511 @@
+//! Recording: randomise on the spot, buffer in memory, write one payload per run at flush.
+//!
+//! `record` never touches the disk. `flush` reserves privacy budget in the ledger (under a
+//! file lock, so the cap holds across concurrent processes), assembles one v1 envelope and
+//! writes it atomically to `uploads-pending/<run_id>.json` (mode 0600) — or, in preview
+//! mode, to `previews/`, charging nothing and using only throw-away identifiers.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use telemetry_schema::{
+    Arch, DailyId, Envelope, EnvelopeSchemaRef, Event as WireEvent, FieldPrivacy, FieldValue,
+    Identifier, Ids, Label as WireLabel, LedgerState, NameVersion, Os, Period, Platform, Privacy,
+    RedactedText, Redaction, RedactionStatus as WireRedaction, RunId, SessionId, TextValue,
+    Version,
+};
+
+use crate::dp::Epsilon;
+use crate::dp::mechanism::{
+    BoundedInteger, BucketedDuration, DurationBuckets, KaryRandomizedResponse, RandomizedResponse,
+};
+use crate::dp::memo::Memoizer;
+use crate::event::{EventInfo, FieldDecl, Value, Visit};
+use crate::redact::{RULES_VERSION, RedactionContext, RedactionStatus, Redactor};
+use crate::store;
+use crate::time::Day;
+
+/// The default ε cap per day and install.
+pub const DEFAULT_DAILY_EPSILON_CAP: f64 = 64.0;
+/// Default bound on `uploads-pending/`: number of files.
+pub const DEFAULT_MAX_PENDING_FILES: u64 = 500;
+/// Default bound on `uploads-pending/`: total bytes.
+pub const DEFAULT_MAX_PENDING_BYTES: u64 = 50 * 1024 * 1024;
+
+/// Live (consented) or preview recording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Written to `uploads-pending/`, charged to the ledger.
+    Live,
+    /// Written to `previews/`, never sendable, no ledger, no persistent identifiers.
+    Preview,
+}
+
+enum Compiled {
+    Bool(RandomizedResponse),
+    Enum(KaryRandomizedResponse, &'static [&'static str]),
+    Integer(BoundedInteger),
+    Duration(BucketedDuration),
+    Version,
+    Text,
+}
+
+struct CompiledEvent {
+    info: EventInfo,
+    fields: Vec<Compiled>,
+    epsilon: f64,
+}
+
+struct Recorded {
+    event: usize,
+    values: Vec<Option<FieldValue>>,
+}
+
+/// The in-memory recorder of one run.
+pub(crate) struct Recorder {
+    mode: Mode,
+    memo: Memoizer,
+    secret: [u8; 32],
+    events: Vec<CompiledEvent>,
+    buffer: Mutex<Vec<Recorded>>,
+    redactor: std::sync::OnceLock<Redactor>,
+    text_seen: std::sync::atomic::AtomicBool,
+    unknown_events: std::sync::atomic::AtomicU32,
+    day: Day,
+    app: (String, String),
+    pending_dir: PathBuf,
+    ledger_file: PathBuf,
+    limits: Limits,
+}
+
+/// Bounds applied at flush.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// ε cap per day.
+    pub daily_epsilon_cap: f64,
+    /// Most pending files kept.
+    pub max_pending_files: u64,
+    /// Most pending bytes kept.
+    pub max_pending_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            daily_epsilon_cap: DEFAULT_DAILY_EPSILON_CAP,
+            max_pending_files: DEFAULT_MAX_PENDING_FILES,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
+        }
+    }
+}
+
+/// Why recording could not be set up or a flush failed.
+#[derive(Debug)]
+pub enum RecordError {
+    /// An event declaration is invalid (bad ε, empty domain, bad name).
+    Declaration(String),
+    /// The file system refused.
+    Io(PathBuf, String),
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordError::Declaration(m) => write!(f, "invalid event declaration: {m}"),
+            RecordError::Io(p, m) => write!(f, "{}: {m}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+fn epsilon(value: f64, what: &str) -> Result<Epsilon, RecordError> {
+    Epsilon::from_f64(value).map_err(|e| RecordError::Declaration(format!("{what}: {e}")))
+}
+
+fn compile(info: EventInfo) -> Result<CompiledEvent, RecordError> {
+    info.spec()
+        .map_err(|e| RecordError::Declaration(format!("{}: {e}", info.name)))?;
+    let mut fields = Vec::with_capacity(info.fields.len());
+    let mut total = 0.0;
+    for decl in info.fields {
+        let what = format!("{}.{}", info.name, decl.name());
+        total += decl.epsilon();
+        let bad = |e: crate::dp::DpError| RecordError::Declaration(format!("{what}: {e}"));
+        fields.push(match *decl {
+            FieldDecl::Bool { epsilon: e, .. } => {
+                Compiled::Bool(RandomizedResponse::new(epsilon(e, &what)?))
+            }
+            FieldDecl::Enum {
+                labels, epsilon: e, ..
+            } => Compiled::Enum(
+                KaryRandomizedResponse::new(
+                    u32::try_from(labels.len()).unwrap_or(u32::MAX),
+                    epsilon(e, &what)?,
+                )
+                .map_err(bad)?,
+                labels,
+            ),
+            FieldDecl::Integer {
+                min,
+                max,
+                epsilon: e,
+                ..
+            } => Compiled::Integer(BoundedInteger::new(min, max, epsilon(e, &what)?).map_err(bad)?),
+            FieldDecl::Duration { epsilon: e, .. } => Compiled::Duration(
+                BucketedDuration::new(DurationBuckets::default_log_scale(), epsilon(e, &what)?)
+                    .map_err(bad)?,
+            ),
+            FieldDecl::Version { .. } => Compiled::Version,
+            FieldDecl::Text { .. } => Compiled::Text,
+        });
+    }
+    Ok(CompiledEvent {
+        info,
+        fields,
+        epsilon: total,
+    })
+}
+
+impl Recorder {
+    pub(crate) fn new(
+        mode: Mode,
+        secret: [u8; 32],
+        events: &[EventInfo],
+        app: (String, String),
+        pending_dir: PathBuf,
+        ledger_file: PathBuf,
+        limits: Limits,
+    ) -> Result<Self, RecordError> {
+        Ok(Self {
+            mode,
+            memo: Memoizer::new(&secret),
+            secret,
+            events: events
+                .iter()
+                .map(|e| compile(*e))
+                .collect::<Result<_, _>>()?,
+            buffer: Mutex::new(Vec::new()),
+            redactor: std::sync::OnceLock::new(),
+            text_seen: std::sync::atomic::AtomicBool::new(false),
+            unknown_events: std::sync::atomic::AtomicU32::new(0),
+            day: Day::today(),
+            app,
+            pending_dir,
+            ledger_file,
+            limits,
+        })
+    }
+
+    /// Randomises and buffers one event. Unknown (unregistered) events are counted and
+    /// dropped: only what the catalogue publishes can be recorded.
+    pub(crate) fn record(&self, name: &str, visit: Visit<'_>) {
+        let Some(index) = self.events.iter().position(|e| e.info.name == name) else {
+            self.unknown_events
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        };
+        let event = &self.events[index];
+        let mut values = Vec::with_capacity(event.fields.len());
+        let mut i = 0;
+        visit(&mut |value| {
+            if let Some(mechanism) = event.fields.get(i) {
+                let field = event.info.fields[i].name();
+                values.push(self.randomize(event.info.name, field, mechanism, value));
+            }
+            i += 1;
+        });
+        values.resize(event.fields.len(), None);
+        if let Ok(mut buffer) = self.buffer.lock() {
+            buffer.push(Recorded {
+                event: index,
+                values,
+            });
+        }
+    }
+
+    fn randomize(
+        &self,
+        event: &str,
+        field: &str,
+        mechanism: &Compiled,
+        value: Value<'_>,
+    ) -> Option<FieldValue> {
+        match (mechanism, value) {
+            (Compiled::Bool(m), Value::Bool(b)) => {
+                Some(FieldValue::Bool(self.memo.randomize(event, field, m, b)))
+            }
+            (Compiled::Enum(m, labels), Value::Enum(i)) => {
+                let out = self.memo.randomize(event, field, m, i);
+                let label = labels.get(out as usize)?;
+                WireLabel::new(*label).ok().map(FieldValue::Label)
+            }
+            (Compiled::Integer(m), Value::Integer(n)) => {
+                Some(FieldValue::Integer(self.memo.randomize(event, field, m, n)))
+            }
+            (Compiled::Duration(m), Value::Duration(d)) => {
+                Some(FieldValue::Integer(self.memo.randomize(event, field, m, d)))
+            }
+            (Compiled::Version, Value::Version(v)) => Version::new(v).ok().map(FieldValue::Version),
+            (Compiled::Text, Value::Text(text)) => {
+                self.text_seen
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                let redactor = self
+                    .redactor
+                    .get_or_init(|| Redactor::new(RedactionContext::from_process()));
+                let redacted = redactor.redact(text);
+                if matches!(redacted.status, RedactionStatus::Rejected(_)) {
+                    return None;
+                }
+                RedactedText::new(redacted.text)
+                    .ok()
+                    .map(|redacted| FieldValue::Text(TextValue { redacted }))
+            }
+            // Missing, or a value of the wrong kind: never guess, send nothing.
+            _ => None,
+        }
+    }
+
+    /// Number of buffered events.
+    pub(crate) fn buffered(&self) -> usize {
+        self.buffer.lock().map_or(0, |b| b.len())
+    }
+
+    /// Writes the run's payload. Returns its path, or `None` when nothing was buffered.
+    pub(crate) fn flush(&self) -> Result<Option<PathBuf>, RecordError> {
+        let recorded = match self.buffer.lock() {
+            Ok(mut buffer) => std::mem::take(&mut *buffer),
+            Err(_) => return Ok(None),
+        };
+        if recorded.is_empty() {
+            return Ok(None);
+        }
+        let dir = &self.pending_dir;
+        store::ensure_private_dir(dir).map_err(|e| RecordError::Io(dir.clone(), e.to_string()))?;
+        let (kept, ledger) = match self.mode {
+            Mode::Live => self.charge(recorded)?,
+            Mode::Preview => (
+                recorded,
+                LedgerState {
+                    epsilon_spent: 0.0,
+                    epsilon_cap: self.limits.daily_epsilon_cap,
+                    dropped_reports: 0,
+                },
+            ),
+        };
+        let run_id = uuid::Uuid::now_v7().to_string();
+        let envelope = self.envelope(&run_id, kept, ledger)?;
+        let bytes = envelope.to_json();
+        let name = format!("{run_id}.json");
+        let _lock = lock(&dir.join(".lock"))?;
+        store::write_atomic(dir, &name, bytes.as_bytes(), 0o600)
+            .map_err(|e| RecordError::Io(dir.join(&name), e.to_string()))?;
+        if self.mode == Mode::Live {
+            enforce_bounds(dir, self.limits);
+        }
+        Ok(Some(dir.join(name)))
+    }
+
+    fn envelope(
+        &self,
+        run_id: &str,
+        kept: Vec<Recorded>,
+        ledger: LedgerState,
+    ) -> Result<Envelope, RecordError> {
+        let decl = |m: String| RecordError::Declaration(m);
+        let mut dp = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut events = Vec::with_capacity(kept.len());
+        for r in kept {
+            let compiled = &self.events[r.event];
+            let name = Identifier::new(compiled.info.name).map_err(|e| decl(e.to_string()))?;
+            let mut fields = BTreeMap::new();
+            for (decl_field, value) in compiled.info.fields.iter().zip(r.values) {
+                let field = Identifier::new(decl_field.name()).map_err(|e| decl(e.to_string()))?;
+                if seen.insert((compiled.info.name, decl_field.name())) {
+                    let spec = decl_field.spec().map_err(|e| decl(e.to_string()))?;
+                    dp.push(FieldPrivacy {
+                        event: name.clone(),
+                        field: field.clone(),
+                        params: spec.mechanism,
+                    });
+                }
+                fields.insert(field, value);
+            }
+            events.push(WireEvent { name, fields });
+        }
+        let text = self.text_seen.load(std::sync::atomic::Ordering::Relaxed);
+        let mut session = [0u8; 16];
+        let _ = crate::dp::os_seeded_rng()
+            .map(|mut rng| rand::RngCore::fill_bytes(&mut rng, &mut session));
+        let daily = crate::dp::memo::daily_id(&self.secret, &self.day.to_string());
+        let daily_mac = {
+            let mut mac = [0u8; 32];
+            for (i, chunk) in daily.as_bytes().chunks(2).enumerate().take(16) {
+                mac[i] =
+                    u8::from_str_radix(std::str::from_utf8(chunk).unwrap_or("0"), 16).unwrap_or(0);
+            }
+            mac
+        };
+        let day = telemetry_schema::Day::new(
+            u16::try_from(self.day.year).unwrap_or(1970),
+            u8::try_from(self.day.month).unwrap_or(1),
+            u8::try_from(self.day.day).unwrap_or(1),
+        )
+        .map_err(|e| decl(e.to_string()))?;
+        Ok(Envelope {
+            schema: EnvelopeSchemaRef::current(),
+            run_id: RunId::new(run_id).map_err(|e| decl(e.to_string()))?,
+            app: NameVersion::new(&self.app.0, &self.app.1).map_err(|e| decl(e.to_string()))?,
+            sdk: NameVersion::new("telemetry-core", env!("CARGO_PKG_VERSION"))
+                .map_err(|e| decl(e.to_string()))?,
+            platform: Platform {
+                os: Os::from_target_os(std::env::consts::OS),
+                arch: Arch::from_target_arch(std::env::consts::ARCH),
+            },
+            ids: Ids {
+                session: SessionId::from_bytes(session),
+                daily: DailyId::from_mac(&daily_mac),
+            },
+            period: Period { day },
+            events,
+            privacy: Privacy {
+                redaction: Redaction {
+                    status: if text {
+                        WireRedaction::Applied
+                    } else {
+                        WireRedaction::NotApplicable
+                    },
+                    rules_version: Version::new(format!("{RULES_VERSION}.0.0"))
+                        .map_err(|e| decl(e.to_string()))?,
+                },
+                dp,
+                ledger,
+            },
+        })
+    }
+
+    /// Reserves ε for as many buffered reports as fit under today's cap, under a lock on
+    /// the ledger file. The charge depends only on which events were recorded, never on
+    /// their values.
+    fn charge(&self, recorded: Vec<Recorded>) -> Result<(Vec<Recorded>, LedgerState), RecordError> {
+        let path = &self.ledger_file;
+        let io = |e: std::io::Error| RecordError::Io(path.clone(), e.to_string());
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode_0600()
+            .open(path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        let mut text = String::new();
+        (&file)
+            .take(64 * 1024)
+            .read_to_string(&mut text)
+            .map_err(io)?;
+        let today = self.day.to_string();
+        let mut ledger: Ledger = serde_json::from_str(&text).unwrap_or_default();
+        if ledger.day != today {
+            ledger = Ledger {
+                day: today,
+                epsilon_spent: 0.0,
+            };
+        }
+        let cap = self.limits.daily_epsilon_cap;
+        let mut kept = Vec::with_capacity(recorded.len());
+        let mut dropped = 0u32;
+        for r in recorded {
+            let cost = self.events[r.event].epsilon;
+            if ledger.epsilon_spent + cost <= cap + 1e-9 {
+                ledger.epsilon_spent += cost;
+                kept.push(r);
+            } else {
+                dropped += 1;
+            }
+        }
+        let bytes = serde_json::to_vec(&ledger).map_err(|e| io(e.into()))?;
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        file.write_all(&bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok((
+            kept,
+            LedgerState {
+                epsilon_spent: ledger.epsilon_spent.min(cap),
+                epsilon_cap: cap,
+                dropped_reports: dropped,
+            },
+        ))
+    }
+}
+
+trait Mode0600 {
+    fn mode_0600(&mut self) -> &mut Self;
+}
+
+impl Mode0600 for OpenOptions {
+    fn mode_0600(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.mode(0o600)
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Ledger {
+    day: String,
+    epsilon_spent: f64,
+}
+
+fn lock(path: &Path) -> Result<File, RecordError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode_0600()
+        .open(path)
+        .map_err(|e| RecordError::Io(path.to_owned(), e.to_string()))?;
+    file.lock()
+        .map_err(|e| RecordError::Io(path.to_owned(), e.to_string()))?;
+    Ok(file)
+}
+
+/// Deletes the oldest pending payloads (run ids are UUIDv7, so names sort by age) until at
+/// most `max_pending_files` and `max_pending_bytes` remain.
+fn enforce_bounds(dir: &Path, limits: Limits) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(PathBuf, u64)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| Some((e.path(), e.metadata().ok()?.len())))
+        .collect();
+    files.sort();
+    let mut total: u64 = files.iter().map(|(_, n)| n).sum();
+    let mut count = files.len() as u64;
+    for (path, len) in files {
+        if count <= limits.max_pending_files && total <= limits.max_pending_bytes {
+            break;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            count -= 1;
+            total = total.saturating_sub(len);
+        }
+    }
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("mode", &self.mode)
+            .field("events", &self.events.len())
+            .field("buffered", &self.buffered())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,228 @@
+//! The recording pipeline end to end: typed events → randomised → one validated payload.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use telemetry_core::event::{Event, FieldDecl, Label, Value};
+use telemetry_core::{Env, Telemetry};
+
+telemetry_core::labels! {
+    /// How a command ended.
+    pub enum Outcome { Success = "success", Failure = "failure" }
+}
+
+struct CommandRun {
+    outcome: Outcome,
+    duration: Duration,
+    flag: bool,
+    note: Option<String>,
+}
+
+impl Event for CommandRun {
+    const NAME: &'static str = "command_run";
+    const DESCRIPTION: &'static str = "A command ran.";
+    const FIELDS: &'static [FieldDecl] = &[
+        FieldDecl::enumeration("outcome", "How it ended.", Outcome::LABELS, 1.0),
+        FieldDecl::duration("duration", "How long it took.", 1.0),
+        FieldDecl::boolean("flag", "Whether --flag was given.", 1.0),
+        FieldDecl::text("note", "A note, redacted.", 120),
+    ];
+    fn values(&self, out: &mut dyn FnMut(Value<'_>)) {
+        out(Value::Enum(self.outcome.index()));
+        out(Value::Duration(self.duration));
+        out(Value::Bool(self.flag));
+        out(self.note.as_deref().map_or(Value::Missing, Value::Text));
+    }
+}
+
+fn env(home: &Path, extra: &[(&str, &str)]) -> Env {
+    let mut vars = vec![("HOME".to_owned(), home.display().to_string())];
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    Env::from_pairs(vars)
+}
+
+fn handle(home: &Path, extra: &[(&str, &str)]) -> Telemetry {
+    Telemetry::builder("acme")
+        .app_version("1.2.3")
+        .env(env(home, extra))
+        .event::<CommandRun>()
+        .print_warnings(false)
+        .build()
+}
+
+fn run(home: &Path, extra: &[(&str, &str)], note: Option<&str>) -> Option<PathBuf> {
+    let t = handle(home, extra);
+    t.record(&CommandRun {
+        outcome: Outcome::Success,
+        duration: Duration::from_millis(250),
+        flag: true,
+        note: note.map(str::to_owned),
+    });
+    t.flush().expect("flush")
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            out.push(e.path());
+            if e.path().is_dir() {
+                out.extend(files_under(&e.path()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn disabled_records_and_writes_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    assert_eq!(run(home.path(), &[], Some("hello")), None);
+    assert!(files_under(home.path()).is_empty());
+}
+
+#[test]
+fn enabled_writes_one_valid_0600_payload_per_run() {
+    let home = tempfile::tempdir().unwrap();
+    handle(home.path(), &[]).enable().unwrap();
+    let path = run(home.path(), &[], None).expect("a payload");
+    assert!(path.starts_with(home.path().join(".config/acme/uploads-pending")));
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let bytes = fs::read(&path).unwrap();
+    let checked = telemetry_schema::validate_payload(&bytes).expect("valid v1 payload");
+    let names: Vec<_> = checked
+        .envelope
+        .events
+        .iter()
+        .map(|e| e.name.as_str().to_owned())
+        .collect();
+    assert_eq!(names, ["component_initialized", "command_run"]);
+    assert!(checked.envelope.dp_block("command_run", "flag").is_some());
+    assert!(checked.envelope.privacy.ledger.epsilon_spent > 0.0);
+    assert_eq!(run(home.path(), &[], None).map(|p| p != path), Some(true));
+}
+
+#[test]
+fn text_is_redacted_and_never_leaks_the_home_or_a_path() {
+    let home = tempfile::tempdir().unwrap();
+    handle(home.path(), &[]).enable().unwrap();
+    let secret_path = format!("{}/projects/secret-plan.txt", home.path().display());
+    let note = format!("failed reading {secret_path} for alice@example.com from 10.1.2.3");
+    let path = run(home.path(), &[], Some(&note)).unwrap();
+    let text = fs::read_to_string(path).unwrap();
+    for needle in [
+        home.path().to_str().unwrap(),
+        "secret-plan",
+        "alice@example.com",
+        "10.1.2.3",
+    ] {
+        assert!(!text.contains(needle), "{needle} leaked into {text}");
+    }
+    assert!(text.contains("\"status\":\"applied\""), "{text}");
+}
+
+#[test]
+fn the_daily_cap_drops_reports_and_says_so() {
+    let home = tempfile::tempdir().unwrap();
+    handle(home.path(), &[]).enable().unwrap();
+    // 64 ε per day; each command_run costs 3 and each run's component_initialized 1.
+    let t = handle(home.path(), &[]);
+    for _ in 0..30 {
+        t.record(&CommandRun {
+            outcome: Outcome::Failure,
+            duration: Duration::from_secs(1),
+            flag: false,
+            note: None,
+        });
+    }
+    let path = t.flush().unwrap().unwrap();
+    let env = telemetry_schema::validate_payload(&fs::read(path).unwrap())
+        .unwrap()
+        .envelope;
+    let ledger = &env.privacy.ledger;
+    assert!(ledger.epsilon_spent <= ledger.epsilon_cap);
+    assert_eq!(env.events.len() + ledger.dropped_reports as usize, 31);
+    assert!(ledger.dropped_reports > 0);
+    // The next run of the day finds the budget spent.
+    let t = handle(home.path(), &[]);
+    let path = t.flush().unwrap().unwrap();
+    let env = telemetry_schema::validate_payload(&fs::read(path).unwrap())
+        .unwrap()
+        .envelope;
+    assert!(env.events.len() <= 1);
+}
+
+#[test]
+fn preview_renders_locally_even_under_dnt_without_identifiers_or_budget() {
+    let home = tempfile::tempdir().unwrap();
+    let path = run(
+        home.path(),
+        &[("ACME_TELEMETRY", "preview"), ("DO_NOT_TRACK", "1")],
+        None,
+    )
+    .expect("a preview");
+    assert!(path.starts_with(home.path().join(".config/acme/previews")));
+    let app_dir = home.path().join(".config/acme");
+    assert!(!app_dir.join("secrets").exists());
+    assert!(!app_dir.join("ledger.json").exists());
+    assert!(!app_dir.join("uploads-pending").exists());
+    telemetry_schema::validate_payload(&fs::read(path).unwrap()).unwrap();
+}
+
+#[test]
+fn pending_store_keeps_only_the_newest_within_bounds() {
+    let home = tempfile::tempdir().unwrap();
+    handle(home.path(), &[]).enable().unwrap();
+    let extra = [("ACME_CONFIG_TELEMETRY__MAX_PENDING_FILES", "3")];
+    let mut written = Vec::new();
+    for _ in 0..5 {
+        written.push(run(home.path(), &extra, None).unwrap());
+    }
+    let left: Vec<_> = fs::read_dir(home.path().join(".config/acme/uploads-pending"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(left.len(), 3);
+    for newest in &written[2..] {
+        assert!(left.contains(newest));
+    }
+}
+
+#[test]
+fn the_catalogue_comes_from_the_same_declarations() {
+    let home = tempfile::tempdir().unwrap();
+    let catalog = handle(home.path(), &[]).catalog().unwrap();
+    let field = catalog
+        .field("command_run", "outcome")
+        .expect("declared field");
+    assert_eq!(field.name.as_str(), "outcome");
+    assert!(
+        catalog
+            .field("component_initialized", "sdk_version")
+            .is_some()
+    );
+    telemetry_schema::validate_catalog(serde_json::to_string(&catalog).unwrap().as_bytes())
+        .expect("catalogue validates");
+}
+
+#[test]
+fn an_unwritable_directory_is_an_error_not_a_panic() {
+    let home = tempfile::tempdir().unwrap();
+    handle(home.path(), &[]).enable().unwrap();
+    let pending = home.path().join(".config/acme/uploads-pending");
+    fs::write(&pending, b"not a directory").unwrap();
+    let t = handle(home.path(), &[]);
+    assert!(t.flush().is_err());
+    drop(t); // must not panic either
+}
