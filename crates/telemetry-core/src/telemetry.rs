@@ -279,11 +279,18 @@ impl Builder {
                 let _ = writeln!(stderr, "{}: telemetry: warning: {w}", telemetry.app_name);
             }
         }
-        telemetry.record(&ComponentInitialized {
-            component: 0,
-            sdk_version: env!("CARGO_PKG_VERSION"),
-            runtime_version: RUSTC_VERSION,
-        });
+        if telemetry.active.load(Ordering::Relaxed) {
+            // "1.89" → "1.89.0": the wire wants a full version.
+            let runtime = match RUSTC_VERSION.matches('.').count() {
+                1 => format!("{RUSTC_VERSION}.0"),
+                _ => RUSTC_VERSION.to_owned(),
+            };
+            telemetry.record(&ComponentInitialized {
+                component: 0,
+                sdk_version: env!("CARGO_PKG_VERSION"),
+                runtime_version: &runtime,
+            });
+        }
         telemetry
     }
 
