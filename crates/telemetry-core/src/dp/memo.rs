@@ -9,14 +9,14 @@
 //! # How
 //! We do not store answers: the answer is a deterministic function of a keyed PRF. For each
 //! (event, field, mechanism parameters, *effective* true value) we compute
-//! `seed = HMAC-SHA-256(install secret, encoding)` and run the exact mechanism on
-//! `rand_chacha::ChaCha20Rng::from_seed(seed)`. Same secret + same inputs → same answer; a different secret
+//! `seed = HMAC-SHA-256(install secret, encoding)` and run the exact mechanism on a [`MemoStream`]: the 32
+//! seed bytes first, then SHA-256 of the seed in counter mode. Same secret + same inputs → same answer; a different secret
 //! (another install, or after `disable` deleted the secret) → an independent answer, because HMAC-SHA-256 is a
-//! PRF and ChaCha20 a PRG. Without the secret the answers are indistinguishable from fresh mechanism outputs.
+//! PRF. Without the secret the answers are indistinguishable from fresh mechanism outputs.
 //!
-//! We use `ChaCha20Rng` from `rand_chacha` explicitly rather than `rand::rngs::StdRng` (ChaCha12 today) because
-//! `StdRng` is documented as not value-stable across `rand` versions, and a silent change would re-randomise
-//! every user's answers (and so leak a second sample of each). `rand_chacha` is already in the tree via `rand`.
+//! The stream is our own, fixed construction (not `rand::rngs::StdRng`, which is documented as not
+//! value-stable across `rand` versions): a silent change would re-randomise every user's answers and so leak
+//! a second sample of each.
 //!
 //! The encoding is `"telemetry-core/dp/memo/v1"`, then the event and field names (length-prefixed), the
 //! mechanism's descriptor (tag and parameters — a changed ε, domain or range is a new mechanism with new
@@ -38,18 +38,18 @@ use std::fmt;
 
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac as _};
-use rand::SeedableRng as _;
-use rand_chacha::ChaCha20Rng;
-use sha2::Sha256;
+use rand::RngCore;
+use sha2::{Digest as _, Sha256};
 
 use super::mechanism::Mechanism;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Describes the memoisation for the payload's `privacy.dp` section.
-pub const MEMO_PRF: &str = "hmac-sha256+chacha20/v1";
+pub const MEMO_PRF: &str = "hmac-sha256+sha256-ctr/v1";
 
 const MEMO_DOMAIN: &[u8] = b"telemetry-core/dp/memo/v1";
+const MEMO_CTR_DOMAIN: &[u8] = b"tdp-memo-ctr1";
 const DAILY_ID_DOMAIN: &[u8] = b"telemetry-core/daily-id/v1";
 
 /// HMAC-SHA-256 keyed with a 32-byte secret.
@@ -92,8 +92,8 @@ impl fmt::Debug for MemoEncoder<'_> {
 /// Derives memoised randomised answers from the install secret.
 ///
 /// Build one per install secret (keying HMAC costs two SHA-256 blocks) and keep it next to the recording
-/// pipeline; each [`Memoizer::randomize`] then costs two SHA-256 blocks, one ChaCha20 refill and the exact
-/// sampler. `Debug` does not print the secret.
+/// pipeline; each [`Memoizer::randomize`] then costs two SHA-256 compressions, one more per further 32 random
+/// bytes the sampler needs, and the exact sampler. `Debug` does not print the secret.
 #[derive(Clone)]
 pub struct Memoizer {
     mac: HmacSha256,
@@ -114,7 +114,7 @@ impl Memoizer {
         field: &str,
         mechanism: &M,
         input: &M::Input,
-    ) -> ChaCha20Rng {
+    ) -> MemoStream {
         let mut mac = self.mac.clone();
         mac.update(MEMO_DOMAIN);
         {
@@ -125,7 +125,7 @@ impl Memoizer {
             mechanism.write_memo_input(input, &mut enc);
         }
         let seed: [u8; 32] = mac.finalize().into_bytes().into();
-        ChaCha20Rng::from_seed(seed)
+        MemoStream::new(seed)
     }
 
     /// The memoised randomised answer of `mechanism` for `input` in `event.field`.
@@ -141,6 +141,77 @@ impl Memoizer {
     ) -> M::Output {
         let mut rng = self.rng_for(event, field, mechanism, &input);
         mechanism.randomize(input, &mut rng)
+    }
+}
+
+/// The memoised random stream: the 32-byte HMAC output first, then SHA-256 in counter mode.
+///
+/// The first 32 bytes are the HMAC-SHA-256 output `K` itself (a PRF output, and enough for a boolean
+/// randomised response in most cases). If a sampler needs more, block i ≥ 1 is
+/// SHA-256(`"tdp-memo-ctr1"` ‖ K ‖ i as 8 big-endian bytes) — one compression per 32 bytes (the input fits a
+/// single 64-byte block). K stays secret (an answer reveals at most a few bits of it), so the blocks are
+/// unpredictable and independent for practical purposes (SHA-256 keyed by a secret prefix of fixed length,
+/// as in HMAC's inner hash). We use this rather than seeding ChaCha20 because `rand_chacha` computes four
+/// 64-byte blocks at once, which alone would take a memoised answer past the `record` budget.
+/// Words are read little-endian; the layout is part of [`MEMO_PRF`] and must not change silently.
+pub struct MemoStream {
+    key: [u8; 32],
+    block: [u8; 32],
+    used: usize,
+    counter: u64,
+}
+
+impl MemoStream {
+    fn new(key: [u8; 32]) -> Self {
+        Self {
+            key,
+            block: key,
+            used: 0,
+            counter: 0,
+        }
+    }
+
+    fn refill(&mut self) {
+        self.counter = self.counter.wrapping_add(1);
+        let mut h = Sha256::new();
+        h.update(MEMO_CTR_DOMAIN);
+        h.update(self.key);
+        h.update(self.counter.to_be_bytes());
+        self.block = h.finalize().into();
+        self.used = 0;
+    }
+
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        if self.used + N > self.block.len() {
+            self.refill();
+        }
+        let mut w = [0u8; N];
+        w.copy_from_slice(&self.block[self.used..self.used + N]);
+        self.used += N;
+        w
+    }
+}
+
+impl RngCore for MemoStream {
+    fn next_u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.take::<4>())
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.take::<8>())
+    }
+
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        for chunk in dst.chunks_mut(8) {
+            let w = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&w[..chunk.len()]);
+        }
+    }
+}
+
+impl fmt::Debug for MemoStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MemoStream { .. }")
     }
 }
 

@@ -5,8 +5,8 @@
 //! caller-supplied [`rand::RngCore`], so tests can use seeded generators, and in production from one of two
 //! sources:
 //!
-//! - memoised answers ([`memo::Memoizer`]) draw from a ChaCha20 stream keyed by
-//!   HMAC-SHA-256(install secret, field, effective value) — the same question always gets the same answer, so
+//! - memoised answers ([`memo::Memoizer`]) draw from a stream that starts with
+//!   HMAC-SHA-256(install secret, field, effective value) and continues with SHA-256 in counter mode — the same question always gets the same answer, so
 //!   repeating a report cannot average the noise away (RAPPOR's permanent randomised response);
 //! - fresh, non-memoised draws use [`os_seeded_rng`]: 256 bits from the operating system's CSPRNG
 //!   (`getrandom`, via [`rand::rngs::OsRng`]) expanded by ChaCha20. We seed per call instead of using

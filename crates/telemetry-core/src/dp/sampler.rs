@@ -22,7 +22,7 @@ use super::{DpError, DpErrorKind, gcd};
 /// A uniformly random integer in `[0, n)`, exactly.
 ///
 /// Lemire's multiply-and-reject method (Lemire 2019, "Fast random integer generation in an interval"): one
-/// 64-bit word almost always, with rejection of the `2^64 mod n` biased low products, so every value has
+/// 32-bit word (for `n` ≤ 2³²−1) or 64-bit word (above) almost always, with rejection of the `2^64 mod n` biased low products, so every value has
 /// probability exactly `1/n`. We implement it here rather than call `rand`'s range sampling so that the
 /// consumption of the stream (and therefore every memoised answer) does not depend on `rand`'s internals.
 ///
@@ -43,6 +43,10 @@ pub(crate) fn uniform_below_nonzero<R: RngCore + ?Sized>(rng: &mut R, n: u64) ->
     if n <= 1 {
         return 0;
     }
+    if let Ok(n32) = u32::try_from(n) {
+        // Same method on 32-bit words: half the randomness, which matters for memoised streams.
+        return u64::from(uniform_below_u32(rng, n32));
+    }
     let n128 = u128::from(n);
     let mut m = u128::from(rng.next_u64()) * n128;
     #[allow(clippy::cast_possible_truncation)]
@@ -60,6 +64,28 @@ pub(crate) fn uniform_below_nonzero<R: RngCore + ?Sized>(rng: &mut R, n: u64) ->
     }
     #[allow(clippy::cast_possible_truncation)]
     let high = (m >> 64) as u64;
+    high
+}
+
+/// Lemire's method on 32-bit words for `2 <= n <= u32::MAX`.
+#[inline]
+fn uniform_below_u32<R: RngCore + ?Sized>(rng: &mut R, n: u32) -> u32 {
+    let n64 = u64::from(n);
+    let mut m = u64::from(rng.next_u32()) * n64;
+    #[allow(clippy::cast_possible_truncation)]
+    let mut low = m as u32;
+    if low < n {
+        let threshold = n.wrapping_neg() % n;
+        while low < threshold {
+            m = u64::from(rng.next_u32()) * n64;
+            #[allow(clippy::cast_possible_truncation)]
+            {
+                low = m as u32;
+            }
+        }
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    let high = (m >> 32) as u32;
     high
 }
 
