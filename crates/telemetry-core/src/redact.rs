@@ -1,1 +1,690 @@
-//! Redaction (stub)
+//! Redaction of free text before it may enter a payload (DESIGN §2.4 and §7).
+//!
+//! Typed fields are the rule; free text (an error message, a panic reason) is the exception and always passes
+//! through a [`Redactor`]. The redactor removes what DESIGN §7 says must never leave the machine — file
+//! paths, the user's home, username and hostname, e-mail addresses, IP addresses, URLs, environment variable
+//! values and anything shaped like a key, token or secret — replacing each with a typed placeholder
+//! (`<path>`, `<home>`, `<user>`, `<host>`, `<email>`, `<ip>`, `<url>`, `<env>`, `<secret>`), so the
+//! message keeps its shape ("cannot open `<path>`: permission denied") without its content.
+//!
+//! The module is pure and testable: it never reads the environment itself. The caller supplies a
+//! [`RedactionContext`] (the values to hunt for); [`RedactionContext::from_process`] gathers them from the
+//! current process for production use.
+//!
+//! # Policy (rules version [`RULES_VERSION`])
+//! - **Rejected** ([`RedactionStatus::Rejected`], text dropped): input longer than [`MAX_INPUT_BYTES`] (a dump,
+//!   not a message), input with control characters other than tab/newline/carriage return or with invisible
+//!   bidi / zero-width characters (used to smuggle text past pattern rules), and input of which more than half
+//!   was redacted (a line that is mostly secrets is useless and its residue — fragments around the secrets —
+//!   is risky).
+//! - Tab, newline and carriage return become spaces: the output is one line.
+//! - Rules run in a fixed order on the text not yet redacted (a placeholder is never matched again):
+//!   PEM blocks; URLs (every URL, not only those with credentials: hosts, paths and query strings carry
+//!   identities and tokens, and an app that needs a domain should declare a closed enum); known key shapes
+//!   (AWS `AKIA…`, GitHub `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_`/`github_pat_`, `sk-…`, Slack `xox[abprs]-`, JWTs
+//!   `eyJ…`, `Bearer …`, and the value of `password=`/`token:`/`api_key=`-style assignments); e-mail
+//!   addresses; the context's literal values (home, username, hostname — case-insensitively — and
+//!   environment values, longest first); IPv6 (validated by the standard library's parser) and IPv4
+//!   addresses; UUIDs and hex strings of 16+ digits (hashes, block ids); high-entropy tokens (≥ 20 characters
+//!   of `[A-Za-z0-9+/_=-]` with letters and digits and Shannon entropy ≥ 3.4 bits/char); finally paths
+//!   (any token containing `/` or `\`, Windows drive and UNC paths, `~user`).
+//! - The result is truncated to [`MAX_OUTPUT_CHARS`] characters, never inside a placeholder.
+//!
+//! Redaction errs towards removing too much: "and/or" becomes `<path>`, a four-part version number `<ip>`.
+//!
+//! # Example
+//! ```
+//! use telemetry_core::redact::{RedactionContext, RedactionStatus, Redactor};
+//!
+//! let redactor = Redactor::new(RedactionContext {
+//!     home: Some("/home/alice".into()),
+//!     username: Some("alice".into()),
+//!     hostname: Some("alice-laptop".into()),
+//!     env_values: vec!["s3cr3t-value".into()],
+//! });
+//! let out = redactor.redact("alice: cannot read /home/alice/.config/app.toml on alice-laptop (key s3cr3t-value)");
+//! assert_eq!(out.text, "<user>: cannot read <path> on <host> (key <env>)");
+//! assert_eq!(out.status, RedactionStatus::Redacted(4));
+//!
+//! assert_eq!(redactor.redact("build finished").status, RedactionStatus::Clean);
+//! ```
+
+use std::fmt;
+use std::net::Ipv6Addr;
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+/// Version of the redaction rules, stated in each payload's `privacy.redaction.rules`. Bump it whenever a
+/// rule changes what is removed.
+pub const RULES_VERSION: &str = "1";
+
+/// Inputs longer than this many bytes are rejected outright.
+pub const MAX_INPUT_BYTES: usize = 2048;
+
+/// Redacted output is truncated to this many characters.
+pub const MAX_OUTPUT_CHARS: usize = 200;
+
+/// The machine-specific values the redactor must remove, collected by the caller.
+///
+/// Kept separate from [`Redactor`] so that tests (and hosts with their own notion of identity) can supply
+/// them explicitly; [`RedactionContext::from_process`] gathers them from the running process.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RedactionContext {
+    /// The user's home directory (replaced by `<home>` where it appears outside a longer path).
+    pub home: Option<String>,
+    /// The login name (replaced by `<user>`, case-insensitively).
+    pub username: Option<String>,
+    /// The machine's host name (replaced by `<host>`, case-insensitively).
+    pub hostname: Option<String>,
+    /// Values of the process's environment variables (each replaced by `<env>`).
+    pub env_values: Vec<String>,
+}
+
+impl fmt::Debug for RedactionContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The context is the very data we must not leak; never print it.
+        f.debug_struct("RedactionContext")
+            .field("home", &self.home.is_some())
+            .field("username", &self.username.is_some())
+            .field("hostname", &self.hostname.is_some())
+            .field("env_values", &self.env_values.len())
+            .finish()
+    }
+}
+
+/// Environment values too common to be worth hunting for (and that would shred ordinary text).
+const COMMON_ENV_VALUES: &[&str] = &[
+    "true", "false", "yes", "no", "on", "off", "none", "null", "auto", "always", "never", "default",
+];
+
+impl RedactionContext {
+    /// Gathers the context from the current process: `HOME` (or `USERPROFILE`), `USER` / `LOGNAME` /
+    /// `USERNAME`, `HOSTNAME` / `COMPUTERNAME` or, on Unix, `uname().nodename`, and the value of every
+    /// environment variable that is valid UTF-8, at least 4 characters long, at most [`MAX_INPUT_BYTES`]
+    /// long (a longer one cannot occur in accepted input) and not a common word like `true`.
+    pub fn from_process() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let home = var("HOME").or_else(|| var("USERPROFILE"));
+        let username = var("USER")
+            .or_else(|| var("LOGNAME"))
+            .or_else(|| var("USERNAME"));
+        let hostname = var("HOSTNAME")
+            .or_else(|| var("COMPUTERNAME"))
+            .or_else(nodename);
+        let mut env_values: Vec<String> = std::env::vars_os()
+            .filter_map(|(_, v)| v.into_string().ok())
+            .filter(|v| v.chars().count() >= 4 && v.len() <= MAX_INPUT_BYTES)
+            .filter(|v| !COMMON_ENV_VALUES.iter().any(|c| v.eq_ignore_ascii_case(c)))
+            .collect();
+        env_values.sort();
+        env_values.dedup();
+        Self {
+            home,
+            username,
+            hostname,
+            env_values,
+        }
+    }
+}
+
+#[cfg(unix)]
+fn nodename() -> Option<String> {
+    let uname = rustix::system::uname();
+    uname
+        .nodename()
+        .to_str()
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+#[cfg(not(unix))]
+fn nodename() -> Option<String> {
+    None
+}
+
+/// The kind of value a placeholder stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Placeholder {
+    /// A file path.
+    Path,
+    /// The user's home directory.
+    Home,
+    /// The username.
+    User,
+    /// The host name.
+    Host,
+    /// An e-mail address.
+    Email,
+    /// An IPv4 or IPv6 address.
+    Ip,
+    /// A URL.
+    Url,
+    /// An environment variable's value.
+    Env,
+    /// A key, token, hash or other secret-shaped string.
+    Secret,
+}
+
+impl Placeholder {
+    /// The placeholder text written in place of the value, e.g. `<path>`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Placeholder::Path => "<path>",
+            Placeholder::Home => "<home>",
+            Placeholder::User => "<user>",
+            Placeholder::Host => "<host>",
+            Placeholder::Email => "<email>",
+            Placeholder::Ip => "<ip>",
+            Placeholder::Url => "<url>",
+            Placeholder::Env => "<env>",
+            Placeholder::Secret => "<secret>",
+        }
+    }
+}
+
+/// Why an input was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// Longer than [`MAX_INPUT_BYTES`].
+    TooLong,
+    /// Contains a control character (other than tab, newline, carriage return) or an invisible bidi /
+    /// zero-width character.
+    ControlCharacters,
+    /// More than half of the input's words contain a redaction.
+    MostlyRedacted,
+}
+
+/// The outcome of redaction, for the payload's `privacy.redaction.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RedactionStatus {
+    /// Nothing was found; the text is the input (single-lined, possibly truncated).
+    Clean,
+    /// This many values were replaced by placeholders.
+    Redacted(u32),
+    /// The input was dropped; the text is empty.
+    Rejected(RejectReason),
+}
+
+impl RedactionStatus {
+    /// Stable lower-case name: `clean`, `redacted` or `rejected`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RedactionStatus::Clean => "clean",
+            RedactionStatus::Redacted(_) => "redacted",
+            RedactionStatus::Rejected(_) => "rejected",
+        }
+    }
+}
+
+/// Redacted text and what was done to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redacted {
+    /// The text that may be sent (empty when rejected).
+    pub text: String,
+    /// Number of values replaced by placeholders.
+    pub replacements: u32,
+    /// Clean, redacted or rejected.
+    pub status: RedactionStatus,
+    /// Whether the output was cut to [`MAX_OUTPUT_CHARS`].
+    pub truncated: bool,
+}
+
+impl Redacted {
+    fn rejected(reason: RejectReason) -> Self {
+        Self {
+            text: String::new(),
+            replacements: 0,
+            status: RedactionStatus::Rejected(reason),
+            truncated: false,
+        }
+    }
+}
+
+/// The context-independent rules, compiled once per process (compiling costs about a millisecond, so it is
+/// done on first use, not at telemetry start-up).
+struct Rules {
+    pem: Regex,
+    url: Regex,
+    keys: Regex,
+    assignment: Regex,
+    email: Regex,
+    ipv6_candidate: Regex,
+    ipv4: Regex,
+    hex_id: Regex,
+    token: Regex,
+    path: Regex,
+    tilde: Regex,
+}
+
+fn rules() -> Option<&'static Rules> {
+    static RULES: OnceLock<Option<Rules>> = OnceLock::new();
+    RULES
+        .get_or_init(|| {
+            let re = |p: &str| Regex::new(p).ok();
+            Some(Rules {
+                pem: re(r"-----BEGIN [A-Z0-9 ]{1,64}-----(?:.*?-----END [A-Z0-9 ]{1,64}-----|.*)")?,
+                url: re(r"(?i)\b[a-z][a-z0-9+.\-]{1,31}://[^\s<>]*")?,
+                keys: re(concat!(
+                    r"\bAKIA[0-9A-Z]{16}\b",
+                    r"|\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}",
+                    r"|\bgithub_pat_[A-Za-z0-9_]{20,}",
+                    r"|\bsk-[A-Za-z0-9_\-]{16,}",
+                    r"|\bxox[abprs]-[A-Za-z0-9\-]{10,}",
+                    r"|\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}(?:\.[A-Za-z0-9_\-]*)?",
+                    r"|(?i:\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}",
+                ))?,
+                assignment: re(concat!(
+                    r"(?i)(?:^|[\s,;(\[{])(?:password|passwd|pwd|passphrase|secret|client_secret|token|access_token|",
+                    r"refresh_token|auth_token|api[_\-]?key|access[_\-]?key|private[_\-]?key|credentials?)",
+                    r#"\s*[:=]\s*["']?([^\s"',;]+)"#,
+                ))?,
+                email: re(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")?,
+                ipv6_candidate: re(r"[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*(?:%[A-Za-z0-9_.\-]+)?")?,
+                ipv4: re(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")?,
+                hex_id: re(concat!(
+                    r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
+                    r"|\b[0-9a-f]{16,}\b|\b[0-9A-F]{16,}\b",
+                ))?,
+                token: re(r"[A-Za-z0-9+/_=\-]{20,}")?,
+                path: re(r#"[^\s"'`()\[\]{}<>,;|]*[/\\][^\s"'`()\[\]{}<>,;|]*"#)?,
+                tilde: re(r"(?:^|\s)(~[A-Za-z_][A-Za-z0-9._\-]*)")?,
+            })
+        })
+        .as_ref()
+}
+
+/// One matched region of a raw segment: byte range and placeholder.
+type Hit = (usize, usize, Placeholder);
+
+/// Redacts free text. Build one per process (or per context) and reuse it; `redact` takes `&self`.
+pub struct Redactor {
+    /// Context literals (home, user, host, env values), longest first, as one alternation; `kinds[i]` is the
+    /// placeholder of capture group `i + 1`.
+    literals: Option<Regex>,
+    kinds: Vec<Placeholder>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor")
+            .field("literals", &self.kinds.len())
+            .finish()
+    }
+}
+
+impl Redactor {
+    /// A redactor for `context`. Home, username and hostname match case-insensitively (file systems and DNS
+    /// often are); a username or hostname shorter than 3 characters matches only as a whole word, so a
+    /// one-letter login does not shred every sentence. Environment values match exactly.
+    pub fn new(context: RedactionContext) -> Self {
+        let mut entries: Vec<(String, Placeholder, bool)> = Vec::new();
+        let mut push = |value: Option<String>, kind: Placeholder, ci: bool| {
+            if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+                entries.push((v, kind, ci));
+            }
+        };
+        push(context.home, Placeholder::Home, true);
+        push(context.username, Placeholder::User, true);
+        push(context.hostname, Placeholder::Host, true);
+        for v in context.env_values {
+            push(Some(v), Placeholder::Env, false);
+        }
+        // Longest first, so that a value containing another (PWD containing HOME) wins at the same start.
+        entries.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
+        let mut pattern = String::new();
+        let mut kinds = Vec::with_capacity(entries.len());
+        for (value, kind, ci) in &entries {
+            if !pattern.is_empty() {
+                pattern.push('|');
+            }
+            let escaped = regex::escape(value);
+            let whole_word = *kind != Placeholder::Env && value.chars().count() < 3;
+            let (b, e) = if whole_word { (r"\b", r"\b") } else { ("", "") };
+            let flags = if *ci { "(?i)" } else { "" };
+            pattern.push_str(&format!("({b}(?:{flags}{escaped}){e})"));
+            kinds.push(*kind);
+        }
+        let literals = if pattern.is_empty() {
+            None
+        } else {
+            regex::RegexBuilder::new(&pattern)
+                .size_limit(64 << 20)
+                .build()
+                .ok()
+        };
+        // If the literal set could not be compiled (absurdly large), fail closed at redaction time.
+        let kinds = if literals.is_some() || entries.is_empty() {
+            kinds
+        } else {
+            vec![Placeholder::Env]
+        };
+        Self { literals, kinds }
+    }
+
+    /// Redacts `text` according to the module's policy (see the module docs).
+    pub fn redact(&self, text: &str) -> Redacted {
+        if text.len() > MAX_INPUT_BYTES {
+            return Redacted::rejected(RejectReason::TooLong);
+        }
+        if text.chars().any(is_forbidden_char) {
+            return Redacted::rejected(RejectReason::ControlCharacters);
+        }
+        let Some(rules) = rules() else {
+            // The built-in patterns failed to compile: impossible unless the regex crate is broken; fail closed.
+            return Redacted::rejected(RejectReason::MostlyRedacted);
+        };
+        if self.literals.is_none() && !self.kinds.is_empty() {
+            return Redacted::rejected(RejectReason::MostlyRedacted);
+        }
+        let single_line: String = text
+            .chars()
+            .map(|c| {
+                if matches!(c, '\t' | '\n' | '\r') {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+
+        let mut segs = vec![Seg::Raw(single_line)];
+        let mut count = 0u32;
+        let mut pass = |segs: Vec<Seg>, find: &dyn Fn(&str) -> Vec<Hit>| -> Vec<Seg> {
+            let mut out = Vec::with_capacity(segs.len());
+            for seg in segs {
+                let Seg::Raw(raw) = seg else {
+                    out.push(seg);
+                    continue;
+                };
+                let mut last = 0;
+                for (start, end, kind) in find(&raw) {
+                    // Overlapping hits are merged, never dropped: clip to what is not yet covered.
+                    let start = start.max(last);
+                    if end <= start {
+                        continue;
+                    }
+                    if start > last {
+                        out.push(Seg::Raw(raw[last..start].to_owned()));
+                    }
+                    out.push(Seg::Red(kind));
+                    count = count.saturating_add(1);
+                    last = end;
+                }
+                if last < raw.len() {
+                    out.push(Seg::Raw(raw[last..].to_owned()));
+                }
+            }
+            out
+        };
+
+        segs = pass(segs, &|s| all(&rules.pem, s, Placeholder::Secret));
+        segs = pass(segs, &|s| all(&rules.url, s, Placeholder::Url));
+        segs = pass(segs, &|s| all(&rules.keys, s, Placeholder::Secret));
+        segs = pass(segs, &|s| {
+            group(&rules.assignment, s, 1, Placeholder::Secret)
+        });
+        segs = pass(segs, &|s| all(&rules.email, s, Placeholder::Email));
+        if let Some(literals) = &self.literals {
+            segs = pass(segs, &|s| {
+                literals
+                    .captures_iter(s)
+                    .filter_map(|c| {
+                        let m = c.get(0)?;
+                        let kind = (1..c.len())
+                            .find(|&i| c.get(i).is_some())
+                            .and_then(|i| self.kinds.get(i - 1));
+                        let kind = kind.copied().unwrap_or(Placeholder::Env);
+                        Some(widen_to_path(s, m.start(), m.end(), kind))
+                    })
+                    .collect()
+            });
+        }
+        segs = pass(segs, &|s| ipv6(&rules.ipv6_candidate, s));
+        segs = pass(segs, &|s| ipv4(&rules.ipv4, s));
+        segs = pass(segs, &|s| all(&rules.hex_id, s, Placeholder::Secret));
+        segs = pass(segs, &|s| high_entropy(&rules.token, s));
+        segs = pass(segs, &|s| paths(&rules.path, s));
+        segs = pass(segs, &|s| group(&rules.tilde, s, 1, Placeholder::Path));
+
+        if count > 0 && mostly_redacted(&segs) {
+            return Redacted::rejected(RejectReason::MostlyRedacted);
+        }
+
+        // Assemble, truncating to MAX_OUTPUT_CHARS without cutting a placeholder.
+        let mut out = String::new();
+        let mut chars = 0usize;
+        let mut truncated = false;
+        for seg in &segs {
+            match seg {
+                Seg::Red(kind) => {
+                    let p = kind.as_str();
+                    if chars + p.len() > MAX_OUTPUT_CHARS {
+                        truncated = true;
+                        break;
+                    }
+                    out.push_str(p);
+                    chars += p.len();
+                }
+                Seg::Raw(raw) => {
+                    for c in raw.chars() {
+                        if chars == MAX_OUTPUT_CHARS {
+                            truncated = true;
+                            break;
+                        }
+                        out.push(c);
+                        chars += 1;
+                    }
+                    if truncated {
+                        break;
+                    }
+                }
+            }
+        }
+        let status = if count == 0 {
+            RedactionStatus::Clean
+        } else {
+            RedactionStatus::Redacted(count)
+        };
+        Redacted {
+            text: out,
+            replacements: count,
+            status,
+            truncated,
+        }
+    }
+}
+
+/// True if more than half of the output's words (whitespace-separated) contain a placeholder.
+fn mostly_redacted(segs: &[Seg]) -> bool {
+    // Control characters were rejected earlier, so NUL can stand for "a placeholder is here".
+    let mut flat = String::new();
+    for seg in segs {
+        match seg {
+            Seg::Raw(raw) => flat.push_str(raw),
+            Seg::Red(_) => flat.push('\0'),
+        }
+    }
+    let (mut words, mut redacted) = (0usize, 0usize);
+    for word in flat.split_whitespace() {
+        words += 1;
+        if word.contains('\0') {
+            redacted += 1;
+        }
+    }
+    redacted * 2 > words
+}
+
+enum Seg {
+    Raw(String),
+    Red(Placeholder),
+}
+
+/// C0/C1 controls other than tab, LF, CR; bidi embeddings/overrides/isolates; zero-width and BOM characters.
+fn is_forbidden_char(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
+}
+
+fn all(re: &Regex, s: &str, kind: Placeholder) -> Vec<Hit> {
+    re.find_iter(s)
+        .map(|m| (m.start(), m.end(), kind))
+        .collect()
+}
+
+fn group(re: &Regex, s: &str, index: usize, kind: Placeholder) -> Vec<Hit> {
+    re.captures_iter(s)
+        .filter_map(|c| c.get(index))
+        .map(|m| (m.start(), m.end(), kind))
+        .collect()
+}
+
+fn ipv6(re: &Regex, s: &str) -> Vec<Hit> {
+    let bytes = s.as_bytes();
+    re.find_iter(s)
+        .filter_map(|m| {
+            let (mut start, mut end) = (m.start(), m.end());
+            let zone = m.as_str().find('%').map(|z| start + z);
+            // Punctuation glued on by the sentence ("addr:fe80::1", "at 2001:db8::1:") is not the address:
+            // drop a single leading/trailing ':' (but keep "::") and trailing dots.
+            let mut addr_end = zone.unwrap_or(end);
+            loop {
+                let head = &s[start..addr_end];
+                if head.ends_with('.') || (head.ends_with(':') && !head.ends_with("::")) {
+                    addr_end -= 1;
+                } else {
+                    break;
+                }
+            }
+            if zone.is_none() {
+                end = addr_end;
+            }
+            if s[start..addr_end].starts_with(':') && !s[start..addr_end].starts_with("::") {
+                start += 1;
+            }
+            let addr = s.get(start..addr_end)?;
+            // Not glued to a word (Rust paths like `std::fs`), and a valid address per the std parser.
+            let before_ok = start == 0 || !is_word_byte(bytes[start - 1]);
+            let after_ok = end == s.len() || !is_word_byte(bytes[end]);
+            let valid =
+                addr.bytes().any(|b| b.is_ascii_hexdigit()) && addr.parse::<Ipv6Addr>().is_ok();
+            (before_ok && after_ok && valid).then_some((start, end, Placeholder::Ip))
+        })
+        .collect()
+}
+
+fn ipv4(re: &Regex, s: &str) -> Vec<Hit> {
+    re.find_iter(s)
+        .filter(|m| {
+            m.as_str()
+                .split('.')
+                .all(|o| o.parse::<u16>().is_ok_and(|v| v <= 255))
+        })
+        .map(|m| (m.start(), m.end(), Placeholder::Ip))
+        .collect()
+}
+
+fn high_entropy(re: &Regex, s: &str) -> Vec<Hit> {
+    re.find_iter(s)
+        .filter(|m| {
+            let t = m.as_str();
+            !t.starts_with('/')
+                && t.bytes().any(|b| b.is_ascii_digit())
+                && t.bytes().any(|b| b.is_ascii_alphabetic())
+                && shannon_entropy(t) >= 3.4
+        })
+        .map(|m| (m.start(), m.end(), Placeholder::Secret))
+        .collect()
+}
+
+fn paths(re: &Regex, s: &str) -> Vec<Hit> {
+    re.find_iter(s)
+        // A lone separator ("a / b") is punctuation, not a path.
+        .filter_map(|m| {
+            // Sentence punctuation after a path ("open /etc/hosts: denied") is not part of it.
+            let path = m.as_str().trim_end_matches(['.', ':', '!', '?']);
+            path.chars()
+                .any(|c| c != '/' && c != '\\')
+                .then(|| (m.start(), m.start() + path.len(), Placeholder::Path))
+        })
+        .collect()
+}
+
+/// Path-token characters: the complement of the delimiters used by the path rule.
+fn is_path_char(c: char) -> bool {
+    !c.is_whitespace()
+        && !matches!(
+            c,
+            '"' | '\'' | '`' | '(' | ')' | '[' | ']' | '{' | '}' | '<' | '>' | ',' | ';' | '|'
+        )
+}
+
+/// A literal (home, user, host, env value) inside a path-like token (`/home/alice/src`, `C:\Users\alice`)
+/// takes the whole token as one `<path>`, instead of leaving `<home><path>` fragments.
+fn widen_to_path(s: &str, start: usize, end: usize, kind: Placeholder) -> Hit {
+    let left = s[..start]
+        .char_indices()
+        .rev()
+        .take_while(|&(_, c)| is_path_char(c))
+        .last()
+        .map_or(start, |(i, _)| i);
+    let right = s[end..]
+        .char_indices()
+        .find(|&(_, c)| !is_path_char(c))
+        .map_or(s.len(), |(i, _)| end + i);
+    if (left, right) != (start, end) && s[left..right].contains(['/', '\\']) {
+        (left, right, Placeholder::Path)
+    } else {
+        (start, end, kind)
+    }
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+/// Shannon entropy of the byte distribution of `s`, in bits per byte.
+fn shannon_entropy(s: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        counts[usize::from(b)] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| f64::from(c) / n)
+        .map(|p| -p * p.log2())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_examples() {
+        assert!(shannon_entropy("aaaaaaaaaaaaaaaaaaaa") < 0.01);
+        assert!((shannon_entropy("abcd") - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn context_debug_hides_values() {
+        let c = RedactionContext {
+            username: Some("alice".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{c:?}").contains("alice"));
+    }
+
+    #[test]
+    fn from_process_collects_something() {
+        let c = RedactionContext::from_process();
+        assert!(c.env_values.iter().all(|v| v.chars().count() >= 4));
+        #[cfg(unix)]
+        assert!(c.hostname.is_some());
+    }
+}
