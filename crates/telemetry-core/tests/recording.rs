@@ -10,7 +10,12 @@ use telemetry_core::{Env, Telemetry};
 
 telemetry_core::labels! {
     /// How a command ended.
-    pub enum Outcome { Success = "success", Failure = "failure" }
+    pub enum Outcome {
+        /// Exit 0.
+        Success = "success",
+        /// Exit 1.
+        Failure = "failure",
+    }
 }
 
 struct CommandRun {
