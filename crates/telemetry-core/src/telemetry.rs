@@ -61,6 +61,7 @@ pub struct Builder {
     print_warnings: bool,
     events: Vec<EventInfo>,
     recording: bool,
+    daily_epsilon_cap: f64,
 }
 
 impl Builder {
@@ -130,6 +131,15 @@ impl Builder {
     /// like `telemetry status`, turn it off so that looking never writes a payload.
     pub fn recording(mut self, on: bool) -> Self {
         self.recording = on;
+        self
+    }
+
+    /// The privacy budget per install and day (default 64); reports beyond it are dropped.
+    /// Values outside `(0, 1000]` are ignored, keeping the default.
+    pub fn daily_epsilon_cap(mut self, cap: f64) -> Self {
+        if cap.is_finite() && cap > 0.0 && cap <= 1000.0 {
+            self.daily_epsilon_cap = cap;
+        }
         self
     }
 
@@ -354,7 +364,7 @@ impl Builder {
         let limits = Limits {
             max_pending_files: t.max_pending_files.unwrap_or(DEFAULT_MAX_PENDING_FILES),
             max_pending_bytes: t.max_pending_bytes.unwrap_or(DEFAULT_MAX_PENDING_BYTES),
-            ..Limits::default()
+            daily_epsilon_cap: self.daily_epsilon_cap,
         };
         match Recorder::new(
             mode,
@@ -681,6 +691,7 @@ impl Telemetry {
             print_warnings: true,
             events: Vec::new(),
             recording: true,
+            daily_epsilon_cap: crate::recorder::DEFAULT_DAILY_EPSILON_CAP,
         }
     }
 
