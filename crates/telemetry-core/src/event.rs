@@ -2,7 +2,7 @@
 //!
 //! An event is a struct implementing [`Event`]; its fields are declared in [`Event::FIELDS`]
 //! with their kind, domain and privacy budget. The same declarations produce the app's
-//! [`Catalog`] (what `telemetry catalog` publishes) and drive randomisation at
+//! [`Catalog`](telemetry_schema::Catalog) (what `telemetry catalog` publishes) and drive randomisation at
 //! [`crate::Telemetry::record`], so what can be recorded and what is published cannot
 //! disagree.
 //!

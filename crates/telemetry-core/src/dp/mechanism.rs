@@ -20,7 +20,7 @@ use super::{DpError, DpErrorKind, Epsilon};
 
 /// Largest closed domain k accepted by [`KaryRandomizedResponse`]: 2¹⁶ values.
 ///
-/// The exact keep-coin takes at most k rounds in expectation (see [`keep_coin`]), so the bound keeps the worst
+/// The exact keep-coin takes at most k rounds in expectation (see `keep_coin`), so the bound keeps the worst
 /// case to well under a millisecond. Closed enums in a telemetry catalogue are far smaller.
 pub const MAX_DOMAIN: u32 = 1 << 16;
 
@@ -327,7 +327,7 @@ impl Mechanism for BoundedInteger {
 }
 
 /// Duration buckets: strictly increasing upper bounds in milliseconds. A duration d falls in bucket i, the
-/// first with d ≤ bound[i]; durations above the last bound fall in the overflow bucket `bounds.len()`.
+/// first with d ≤ bound\[i\]; durations above the last bound fall in the overflow bucket `bounds.len()`.
 ///
 /// Bucketing (before noise) is what makes a duration a *bounded* integer with a small sensitivity: the bucket
 /// index ranges over `[0, bounds.len()]`.
