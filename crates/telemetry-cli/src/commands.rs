@@ -37,6 +37,12 @@ pub enum Command {
     /// Read or change `config.toml`.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print the payload envelope's JSON Schema (self-contained, draft 2020-12).
+    Schema {
+        /// A schema version this build knows, e.g. 1.0.0 (default: the newest).
+        #[arg(long)]
+        version: Option<String>,
+    },
 }
 
 /// `telemetry config ...`.
@@ -82,6 +88,7 @@ pub fn run(builder: &Builder, args: &TelemetryArgs, io: &mut Io<'_>) -> u8 {
         Command::Enable { yes } => enable(&telemetry, *yes, io),
         Command::Disable => disable(&telemetry, io),
         Command::Config(cmd) => config_command(&telemetry, cmd, io),
+        Command::Schema { version } => schema(version.as_deref(), io),
     };
     match result {
         Ok(code) => code,
@@ -317,6 +324,22 @@ fn disable(telemetry: &Telemetry, io: &mut Io<'_>) -> Outcome {
     } else {
         exit::ERROR
     })
+}
+
+fn schema(version: Option<&str>, io: &mut Io<'_>) -> Outcome {
+    match telemetry_schema::envelope_schema_json(version) {
+        Ok(text) => {
+            io.out.write_all(text.as_bytes())?;
+            if !text.ends_with('\n') {
+                writeln!(io.out)?;
+            }
+            Ok(exit::OK)
+        }
+        Err(err) => {
+            writeln!(io.err, "error: {err}")?;
+            Ok(exit::USAGE)
+        }
+    }
 }
 
 fn config_command(telemetry: &Telemetry, cmd: &ConfigCommand, io: &mut Io<'_>) -> Outcome {

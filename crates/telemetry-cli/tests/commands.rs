@@ -298,3 +298,28 @@ fn a_closed_pipe_is_not_an_error() {
     assert_eq!(code, exit::OK);
     assert!(err.is_empty());
 }
+
+#[test]
+fn schema_prints_the_committed_envelope_schema_and_refuses_unknown_versions() {
+    let home = tempfile::tempdir().unwrap();
+    let r = run_in(home.path(), &[], &["schema"], "");
+    assert_eq!(r.code, exit::OK);
+    assert_eq!(
+        r.out.trim_end(),
+        telemetry_schema::envelope_schema_json(None)
+            .unwrap()
+            .trim_end()
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert!(v["$defs"].is_object(), "definitions inline");
+    let r = run_in(home.path(), &[], &["schema", "--version", "1.0.0"], "");
+    assert_eq!(r.code, exit::OK);
+    let r = run_in(home.path(), &[], &["schema", "--version", "9.0.0"], "");
+    assert_eq!(r.code, exit::USAGE);
+    assert!(
+        r.err.contains("unsupported schema version 9.0.0"),
+        "{}",
+        r.err
+    );
+    assert_eq!(fs::read_dir(home.path()).unwrap().count(), 0);
+}
