@@ -124,22 +124,7 @@ pub fn grant(paths: &Paths, app: &str, consent_version: u32) -> Result<ConsentTo
     };
     let mut bytes = serde_json::to_vec_pretty(&token).map_err(|e| WriteError::Io(e.into()))?;
     bytes.push(b'\n');
-    if read_install_secret(paths)
-        .map_err(WriteError::Refused)?
-        .is_none()
-    {
-        let mut secret = [0u8; 32];
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut secret)
-            .map_err(|e| WriteError::Random(e.to_string()))?;
-        store::write_atomic(
-            &secrets,
-            INSTALL_SECRET_FILE,
-            hex(&secret).as_bytes(),
-            0o600,
-        )
-        .map_err(WriteError::Io)?;
-    }
+    ensure_install_secret(paths)?;
     store::write_atomic(&secrets, CONSENT_TOKEN_FILE, &bytes, 0o600).map_err(WriteError::Io)?;
     Ok(token)
 }

@@ -284,11 +284,7 @@ macro_rules! labels {
 
 /// The catalogue entry of event type `E`.
 pub fn spec_of<E: Event>() -> Result<EventSpec, CatalogError> {
-    let fields = E::FIELDS
-        .iter()
-        .map(FieldDecl::spec)
-        .collect::<Result<Vec<_>, _>>()?;
-    EventSpec::new(E::NAME, E::DESCRIPTION, fields)
+    EventInfo::of::<E>().spec()
 }
 
 /// A registered event type, type-erased: what the recorder and the catalogue need.
