@@ -27,7 +27,6 @@ use crate::dp::memo::Memoizer;
 use crate::event::{EventInfo, FieldDecl, Value, Visit};
 use crate::redact::{RULES_VERSION, RedactionContext, RedactionStatus, Redactor};
 use crate::store;
-use crate::time::Day;
 
 /// The default ε cap per day and install.
 pub const DEFAULT_DAILY_EPSILON_CAP: f64 = 64.0;
@@ -75,7 +74,7 @@ pub(crate) struct Recorder {
     redactor: std::sync::OnceLock<Redactor>,
     text_seen: std::sync::atomic::AtomicBool,
     unknown_events: std::sync::atomic::AtomicU32,
-    day: Day,
+    day: telemetry_schema::Day,
     app: (String, String),
     pending_dir: PathBuf,
     ledger_file: PathBuf,
@@ -193,7 +192,7 @@ impl Recorder {
             redactor: std::sync::OnceLock::new(),
             text_seen: std::sync::atomic::AtomicBool::new(false),
             unknown_events: std::sync::atomic::AtomicU32::new(0),
-            day: Day::today(),
+            day: crate::time::today(),
             app,
             pending_dir,
             ledger_file,
@@ -351,12 +350,7 @@ impl Recorder {
             }
             mac
         };
-        let day = telemetry_schema::Day::new(
-            u16::try_from(self.day.year).unwrap_or(1970),
-            u8::try_from(self.day.month).unwrap_or(1),
-            u8::try_from(self.day.day).unwrap_or(1),
-        )
-        .map_err(|e| decl(e.to_string()))?;
+        let day = self.day;
         Ok(Envelope {
             schema: EnvelopeSchemaRef::current(),
             run_id: RunId::new(run_id).map_err(|e| decl(e.to_string()))?,

@@ -1,46 +1,21 @@
-//! Calendar dates from the system clock, without a date library.
-//!
-//! Payloads carry days, never finer timestamps; local files may carry UTC seconds.
+//! The clock, read here (the schema crate never reads it): days for payloads, UTC seconds
+//! for local files. The calendar arithmetic lives once, in [`telemetry_schema::Day`].
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A UTC calendar day.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Day {
-    /// Year.
-    pub year: i64,
-    /// Month, 1–12.
-    pub month: u32,
-    /// Day of month, 1–31.
-    pub day: u32,
+use telemetry_schema::Day;
+
+/// Today in UTC. A clock outside 1970..=9999 (a broken machine) reads as 1970-01-01, which
+/// only ever makes a payload's day wrong, never the decision.
+pub fn today() -> Day {
+    day_of(SystemTime::now())
 }
 
-impl Day {
-    /// Today in UTC.
-    pub fn today() -> Self {
-        Self::from_unix_seconds(unix_seconds(SystemTime::now()))
-    }
-
-    /// The day containing `seconds` since the Unix epoch.
-    pub fn from_unix_seconds(seconds: i64) -> Self {
-        // Howard Hinnant's civil_from_days.
-        let z = seconds.div_euclid(86_400) + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        Self { year, month, day }
-    }
-}
-
-impl std::fmt::Display for Day {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
-    }
+/// The UTC day containing `t` (1970-01-01 when out of the representable range).
+pub fn day_of(t: SystemTime) -> Day {
+    Day::from_unix_seconds(unix_seconds(t))
+        .or_else(|_| Day::new(1970, 1, 1))
+        .expect("1970-01-01 is a valid day")
 }
 
 /// Seconds since the Unix epoch (negative before it).
@@ -53,11 +28,10 @@ pub fn unix_seconds(t: SystemTime) -> i64 {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for `t`.
 pub fn rfc3339_utc(t: SystemTime) -> String {
-    let secs = unix_seconds(t);
-    let day = Day::from_unix_seconds(secs);
-    let rem = secs.rem_euclid(86_400);
+    let rem = unix_seconds(t).rem_euclid(86_400);
     format!(
-        "{day}T{:02}:{:02}:{:02}Z",
+        "{}T{:02}:{:02}:{:02}Z",
+        day_of(t),
         rem / 3600,
         (rem % 3600) / 60,
         rem % 60
@@ -67,22 +41,19 @@ pub fn rfc3339_utc(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn known_dates() {
-        assert_eq!(Day::from_unix_seconds(0).to_string(), "1970-01-01");
+        let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(day_of(at(0)).to_string(), "1970-01-01");
+        assert_eq!(day_of(at(951_782_400)).to_string(), "2000-02-29");
+        assert_eq!(day_of(at(1_795_305_599)).to_string(), "2026-11-21");
+        assert_eq!(rfc3339_utc(at(86_399)), "1970-01-01T23:59:59Z");
+        // Before the epoch: clamped, not a panic.
         assert_eq!(
-            Day::from_unix_seconds(951_782_400).to_string(),
-            "2000-02-29"
-        );
-        assert_eq!(
-            Day::from_unix_seconds(1_795_305_599).to_string(),
-            "2026-11-21"
-        );
-        assert_eq!(Day::from_unix_seconds(-1).to_string(), "1969-12-31");
-        assert_eq!(
-            rfc3339_utc(UNIX_EPOCH + std::time::Duration::from_secs(86_399)),
-            "1970-01-01T23:59:59Z"
+            day_of(UNIX_EPOCH - Duration::from_secs(10)).to_string(),
+            "1970-01-01"
         );
     }
 }
