@@ -62,7 +62,33 @@ fn record(c: &mut Criterion) {
     c.bench_function("record_enabled_two_fields", |b| {
         b.iter(|| enabled.record(black_box(&event)))
     });
+    // Realistic use: a few hundred distinct values, each randomised once and then served
+    // from the answer cache.
+    let mut i = 0i64;
+    c.bench_function("record_enabled_varied_values", |b| {
+        b.iter(|| {
+            i = (i + 1) % 300;
+            enabled.record(black_box(&FeatureUsed {
+                flag: i % 2 == 0,
+                size: i % 101,
+            }))
+        })
+    });
     enabled.disable(); // do not write the benchmark's millions of events at drop
+
+    // The first report of a value: computes the memoised answer (HMAC-SHA-256 per field).
+    // A fresh handle per batch so that nothing is cached yet.
+    c.bench_function("record_enabled_uncached", |b| {
+        b.iter_batched(
+            || handle(home.path(), &[]),
+            |t| {
+                t.record(black_box(&event));
+                t.disable();
+                t
+            },
+            BatchSize::PerIteration,
+        )
+    });
 
     c.bench_function("build_handle_enabled", |b| {
         b.iter(|| {

@@ -64,13 +64,27 @@ struct Recorded {
     values: Vec<Option<FieldValue>>,
 }
 
+/// A memoised answer is a pure function of (install secret, event, field, value), so once
+/// computed it is kept: a repeated report then costs a map lookup instead of an HMAC.
+/// Key: (event index, field index, the true value as a word).
+type AnswerKey = (u32, u32, u64);
+
+/// Most answers kept per run; past that, answers are recomputed (same result, just slower).
+const MAX_CACHED_ANSWERS: usize = 4096;
+
+#[derive(Default)]
+struct RunState {
+    buffer: Vec<Recorded>,
+    answers: std::collections::HashMap<AnswerKey, Option<FieldValue>>,
+}
+
 /// The in-memory recorder of one run.
 pub(crate) struct Recorder {
     mode: Mode,
     memo: Memoizer,
     secret: [u8; 32],
     events: Vec<CompiledEvent>,
-    buffer: Mutex<Vec<Recorded>>,
+    state: Mutex<RunState>,
     redactor: std::sync::OnceLock<Redactor>,
     text_seen: std::sync::atomic::AtomicBool,
     unknown_events: std::sync::atomic::AtomicU32,
@@ -188,7 +202,7 @@ impl Recorder {
                 .iter()
                 .map(|e| compile(*e))
                 .collect::<Result<_, _>>()?,
-            buffer: Mutex::new(Vec::new()),
+            state: Mutex::new(RunState::default()),
             redactor: std::sync::OnceLock::new(),
             text_seen: std::sync::atomic::AtomicBool::new(false),
             unknown_events: std::sync::atomic::AtomicU32::new(0),
@@ -209,22 +223,35 @@ impl Recorder {
             return;
         };
         let event = &self.events[index];
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let RunState { buffer, answers } = &mut *state;
         let mut values = Vec::with_capacity(event.fields.len());
         let mut i = 0;
         visit(&mut |value| {
             if let Some(mechanism) = event.fields.get(i) {
-                let field = event.info.fields[i].name();
-                values.push(self.randomize(event.info.name, field, mechanism, value));
+                let key = answer_key(index, i, value);
+                let cached = key.and_then(|k| answers.get(&k).cloned());
+                let answer = cached.unwrap_or_else(|| {
+                    let field = event.info.fields[i].name();
+                    let answer = self.randomize(event.info.name, field, mechanism, value);
+                    if let Some(k) = key
+                        && answers.len() < MAX_CACHED_ANSWERS
+                    {
+                        answers.insert(k, answer.clone());
+                    }
+                    answer
+                });
+                values.push(answer);
             }
             i += 1;
         });
         values.resize(event.fields.len(), None);
-        if let Ok(mut buffer) = self.buffer.lock() {
-            buffer.push(Recorded {
-                event: index,
-                values,
-            });
-        }
+        buffer.push(Recorded {
+            event: index,
+            values,
+        });
     }
 
     fn randomize(
@@ -271,13 +298,13 @@ impl Recorder {
 
     /// Number of buffered events.
     pub(crate) fn buffered(&self) -> usize {
-        self.buffer.lock().map_or(0, |b| b.len())
+        self.state.lock().map_or(0, |s| s.buffer.len())
     }
 
     /// Writes the run's payload. Returns its path, or `None` when nothing was buffered.
     pub(crate) fn flush(&self) -> Result<Option<PathBuf>, RecordError> {
-        let recorded = match self.buffer.lock() {
-            Ok(mut buffer) => std::mem::take(&mut *buffer),
+        let recorded = match self.state.lock() {
+            Ok(mut state) => std::mem::take(&mut state.buffer),
             Err(_) => return Ok(None),
         };
         if recorded.is_empty() {
@@ -439,6 +466,19 @@ impl Recorder {
     }
 }
 
+/// The cache key of a randomised field value; `None` for values that are not randomised
+/// (versions, text) or not recorded, which are never cached.
+fn answer_key(event: usize, field: usize, value: Value<'_>) -> Option<AnswerKey> {
+    let word = match value {
+        Value::Bool(b) => u64::from(b),
+        Value::Enum(i) => u64::from(i),
+        Value::Integer(n) => n as u64,
+        Value::Duration(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        Value::Version(_) | Value::Text(_) | Value::Missing => return None,
+    };
+    Some((u32::try_from(event).ok()?, u32::try_from(field).ok()?, word))
+}
+
 trait Mode0600 {
     fn mode_0600(&mut self) -> &mut Self;
 }
@@ -501,5 +541,85 @@ impl std::fmt::Debug for Recorder {
             .field("events", &self.events.len())
             .field("buffered", &self.buffered())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, EventInfo};
+
+    struct SizeEvent {
+        size: i64,
+        flag: bool,
+    }
+
+    impl Event for SizeEvent {
+        const NAME: &'static str = "sized";
+        const DESCRIPTION: &'static str = "A size.";
+        const FIELDS: &'static [FieldDecl] = &[
+            FieldDecl::integer("size", "A size.", 0, 1_000_000, 1.0),
+            FieldDecl::boolean("flag", "A flag.", 1.0),
+        ];
+        fn values(&self, out: &mut dyn FnMut(Value<'_>)) {
+            out(Value::Integer(self.size));
+            out(Value::Bool(self.flag));
+        }
+    }
+
+    fn recorder(dir: &Path) -> Recorder {
+        Recorder::new(
+            Mode::Preview,
+            [7; 32],
+            &[EventInfo::of::<SizeEvent>()],
+            ("acme".into(), "1.0.0".into()),
+            dir.join("previews"),
+            dir.join("ledger.json"),
+            Limits::default(),
+        )
+        .unwrap()
+    }
+
+    /// The answer cache is invisible: every answer equals the memoised answer computed
+    /// afresh, for cached values, repeated values and values past the cache's bound.
+    #[test]
+    fn cached_answers_equal_fresh_memoised_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = recorder(dir.path());
+        let sizes: Vec<i64> = (0..(MAX_CACHED_ANSWERS as i64 + 50))
+            .chain(0..50)
+            .chain([5_000_000, -3])
+            .collect();
+        for &size in &sizes {
+            let event = SizeEvent {
+                size,
+                flag: size % 3 == 0,
+            };
+            r.record(SizeEvent::NAME, &|out| event.values(out));
+        }
+        let state = r.state.lock().unwrap();
+        assert_eq!(state.buffer.len(), sizes.len());
+        assert!(state.answers.len() <= MAX_CACHED_ANSWERS);
+        let Compiled::Integer(m) = &r.events[0].fields[0] else {
+            panic!("size is an integer field")
+        };
+        let Compiled::Bool(rr) = &r.events[0].fields[1] else {
+            panic!("flag is a bool field")
+        };
+        let memo = Memoizer::new(&[7; 32]);
+        for (recorded, &size) in state.buffer.iter().zip(&sizes) {
+            let fresh = memo.randomize("sized", "size", m, size);
+            assert_eq!(
+                recorded.values[0],
+                Some(FieldValue::Integer(fresh)),
+                "size {size}"
+            );
+            let fresh = memo.randomize("sized", "flag", rr, size % 3 == 0);
+            assert_eq!(
+                recorded.values[1],
+                Some(FieldValue::Bool(fresh)),
+                "size {size}"
+            );
+        }
     }
 }
