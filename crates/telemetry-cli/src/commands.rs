@@ -8,6 +8,7 @@ use telemetry_core::{Builder, EnableError, NoticeMode, StatusReport, Telemetry};
 
 use crate::exit;
 use crate::output::{Io, with_stdio};
+use crate::payloads;
 
 /// `telemetry <command>`: mount this in a host's clap parser.
 #[derive(Args, Debug, Clone)]
@@ -37,6 +38,48 @@ pub enum Command {
     /// Read or change `config.toml`.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// List every pending and preview payload: run id, day, size, schema version, events,
+    /// and whether it may be sent now (and why not).
+    Show {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one payload exactly as it would be sent: its bytes and SHA-256, whether it
+    /// validates, its redaction, each field's privacy in plain words, and whether it may be
+    /// sent now. Never touches the network.
+    #[command(name = "verify-payload")]
+    VerifyPayload {
+        /// A run id (see `show`) or the path of a payload file.
+        #[arg(value_name = "RUN_ID|PATH")]
+        target: String,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every event the app can record: each field, its values and its privacy mechanism and ε.
+    Catalog {
+        /// The catalogue as JSON (validates against the catalogue schema).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Estimate true proportions and means from payload files or directories (e.g. collected
+    /// from many installs). Invalid files are reported and skipped.
+    Aggregate {
+        /// Payload files, or directories searched for `*.json` files.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<std::path::PathBuf>,
+        /// A JSON list of rows instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every file the toolkit created for the app (consent, secret, payloads, previews,
+    /// ledger, config), and say what was removed.
+    Purge {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Print the payload envelope's JSON Schema (self-contained, draft 2020-12).
     Schema {
         /// A schema version this build knows, e.g. 1.0.0 (default: the newest).
@@ -69,25 +112,48 @@ pub enum ConfigCommand {
     },
 }
 
-/// Runs `args` for the app configured by `builder`, with the process's streams.
-pub fn run_with_stdio(builder: &Builder, args: &TelemetryArgs) -> u8 {
-    with_stdio(|io| run(builder, args, io))
+/// How the commands are invoked: it changes only what `catalog` can answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// `<host> telemetry <command>`: the builder carries the host's event declarations.
+    Mounted,
+    /// `telemetry --app NAME <command>`: the binary knows no app's events.
+    Standalone,
 }
 
-/// Runs `args` for the app configured by `builder`. Returns the exit status (see
-/// [`crate::exit`]). A closed output pipe is not an error.
+/// Runs `args` for the app configured by `builder` (mounted in a host), with the process's
+/// streams.
+pub fn run_with_stdio(builder: &Builder, args: &TelemetryArgs) -> u8 {
+    with_stdio(|io| run_as(builder, args, Form::Mounted, io))
+}
+
+/// Runs `args` for the app configured by `builder` (mounted in a host). Returns the exit
+/// status (see [`crate::exit`]). A closed output pipe is not an error.
 pub fn run(builder: &Builder, args: &TelemetryArgs, io: &mut Io<'_>) -> u8 {
+    run_as(builder, args, Form::Mounted, io)
+}
+
+/// Runs `args` in the given [`Form`].
+pub fn run_as(builder: &Builder, args: &TelemetryArgs, form: Form, io: &mut Io<'_>) -> u8 {
     let telemetry = builder
         .clone()
         .notice(NoticeMode::Never)
         .print_warnings(false)
         .recording(false)
+        .upload_support(cfg!(feature = "upload"))
         .build();
     let result = match &args.command {
         Command::Status { json } => status(&telemetry, *json, io),
         Command::Enable { yes } => enable(&telemetry, *yes, io),
         Command::Disable => disable(&telemetry, io),
         Command::Config(cmd) => config_command(&telemetry, cmd, io),
+        Command::Show { json } => payloads::show(&telemetry, *json, io),
+        Command::VerifyPayload { target, json } => payloads::verify(&telemetry, target, *json, io),
+        Command::Catalog { json } => {
+            payloads::catalog(&telemetry, form == Form::Standalone, *json, io)
+        }
+        Command::Aggregate { paths, json } => payloads::aggregate(&telemetry, paths, *json, io),
+        Command::Purge { yes } => payloads::purge(&telemetry, *yes, io),
         Command::Schema { version } => schema(version.as_deref(), io),
     };
     match result {
@@ -233,20 +299,8 @@ fn enable(telemetry: &Telemetry, yes: bool, io: &mut Io<'_>) -> Outcome {
     }
     if !yes {
         writeln!(io.out, "{}", what_is_collected(telemetry.app_name()))?;
-        write!(
-            io.out,
-            "Enable anonymous telemetry for {}? [y/N] ",
-            telemetry.app_name()
-        )?;
-        io.out.flush()?;
-        let mut answer = String::new();
-        io.input.read_line(&mut answer)?;
-        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-            writeln!(io.out)?;
-            writeln!(
-                io.err,
-                "Not enabled: no \"yes\" answer (use --yes to skip the question). Nothing was changed."
-            )?;
+        let question = format!("Enable anonymous telemetry for {}?", telemetry.app_name());
+        if !io.confirm(&question, "Not enabled")? {
             return Ok(exit::ERROR);
         }
     }

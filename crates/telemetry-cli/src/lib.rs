@@ -42,9 +42,10 @@
 
 mod commands;
 mod output;
+mod payloads;
 
-pub use commands::{Command, ConfigCommand, TelemetryArgs, run, run_with_stdio};
-pub use output::Io;
+pub use commands::{Command, ConfigCommand, Form, TelemetryArgs, run, run_as, run_with_stdio};
+pub use output::{Io, with_stdio};
 
 /// Exit statuses of every command, documented in `docs/telemetry/v1/SPEC.md`.
 pub mod exit {

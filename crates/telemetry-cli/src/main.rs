@@ -26,5 +26,8 @@ fn parse_app(name: &str) -> Result<String, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let builder = Telemetry::builder(cli.app);
-    ExitCode::from(telemetry_cli::run_with_stdio(&builder, &cli.args))
+    let code = telemetry_cli::with_stdio(|io| {
+        telemetry_cli::run_as(&builder, &cli.args, telemetry_cli::Form::Standalone, io)
+    });
+    ExitCode::from(code)
 }

@@ -25,6 +25,27 @@ impl Io<'_> {
     }
 }
 
+impl Io<'_> {
+    /// Asks `question` with a `[y/N]` prompt; true only for an explicit "y" or "yes". On
+    /// anything else, prints `declined` (e.g. "Not enabled") on stderr and says that nothing
+    /// was changed.
+    pub fn confirm(&mut self, question: &str, declined: &str) -> io::Result<bool> {
+        write!(self.out, "{question} [y/N] ")?;
+        self.out.flush()?;
+        let mut answer = String::new();
+        self.input.read_line(&mut answer)?;
+        if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            return Ok(true);
+        }
+        writeln!(self.out)?;
+        writeln!(
+            self.err,
+            "{declined}: no \"yes\" answer (use --yes to skip the question). Nothing was changed."
+        )?;
+        Ok(false)
+    }
+}
+
 /// Colour only on a terminal, and never when `NO_COLOR` is set to a non-empty value
 /// (<https://no-color.org>).
 pub fn use_color(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {

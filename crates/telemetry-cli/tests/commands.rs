@@ -2,74 +2,12 @@
 //! snapshot-tested with insta (paths replaced by `[HOME]`).
 
 use std::fs;
-use std::path::Path;
 
-use clap::Parser;
-use telemetry_cli::{Io, TelemetryArgs, exit};
-use telemetry_core::{Env, Telemetry};
+use telemetry_cli::{Io, exit};
+use telemetry_core::Telemetry;
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: TelemetryArgs,
-}
-
-struct Run {
-    code: u8,
-    out: String,
-    err: String,
-}
-
-fn run_in(home: &Path, extra: &[(&str, &str)], argv: &[&str], stdin: &str) -> Run {
-    let mut vars = vec![("HOME".to_owned(), home.display().to_string())];
-    vars.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    let builder = Telemetry::builder("acme").env(Env::from_pairs(vars));
-    let cli = Cli::try_parse_from(std::iter::once("telemetry").chain(argv.iter().copied()))
-        .expect("valid arguments");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut input = stdin.as_bytes();
-    let code = telemetry_cli::run(
-        &builder,
-        &cli.args,
-        &mut Io {
-            out: &mut out,
-            err: &mut err,
-            input: &mut input,
-            color: false,
-        },
-    );
-    let clean = |b: Vec<u8>| {
-        String::from_utf8(b)
-            .unwrap()
-            .replace(&home.display().to_string(), "[HOME]")
-    };
-    Run {
-        code,
-        out: clean(out),
-        err: clean(err),
-    }
-}
-
-fn redact_dates(text: &str) -> String {
-    // "given 2026-11-21T17:37:53Z" → "given [TIME]"
-    let mut out = String::new();
-    for line in text.lines() {
-        match line.find("given ") {
-            Some(i) if line[i + 6..].len() >= 20 => {
-                out.push_str(&line[..i + 6]);
-                out.push_str("[TIME]");
-                out.push_str(&line[i + 6 + 20..]);
-            }
-            _ => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    out
-}
+mod common;
+use common::{env_for, parse, redact_dates, run_in};
 
 #[test]
 fn status_on_a_fresh_install() {
@@ -282,21 +220,33 @@ fn a_closed_pipe_is_not_an_error() {
         }
     }
     let home = tempfile::tempdir().unwrap();
-    let builder = Telemetry::builder("acme").env(Env::from_pairs([("HOME", home.path())]));
-    let cli = Cli::try_parse_from(["telemetry", "status"]).unwrap();
-    let mut err = Vec::new();
-    let code = telemetry_cli::run(
-        &builder,
-        &cli.args,
-        &mut Io {
-            out: &mut Closed,
-            err: &mut err,
-            input: &mut &b""[..],
-            color: false,
-        },
-    );
-    assert_eq!(code, exit::OK);
-    assert!(err.is_empty());
+    let builder = Telemetry::builder("acme").env(env_for(home.path(), &[]));
+    for argv in [
+        &["status"][..],
+        &["show"],
+        &["show", "--json"],
+        &["catalog"],
+        &["schema"],
+        &["config", "list"],
+    ] {
+        let mut err = Vec::new();
+        let code = telemetry_cli::run(
+            &builder,
+            &parse(argv),
+            &mut Io {
+                out: &mut Closed,
+                err: &mut err,
+                input: &mut &b""[..],
+                color: false,
+            },
+        );
+        assert_eq!(code, exit::OK, "{argv:?}");
+        assert!(
+            err.is_empty(),
+            "{argv:?}: {}",
+            String::from_utf8_lossy(&err)
+        );
+    }
 }
 
 #[test]

@@ -54,6 +54,7 @@ pub mod decision;
 pub mod dp;
 pub mod env;
 pub mod event;
+pub mod inspect;
 mod manage;
 pub mod paths;
 mod recorder;
@@ -66,6 +67,9 @@ pub mod warning;
 pub use app::AppName;
 pub use decision::{Decision, Effect, Input, Source, Stage};
 pub use env::Env;
+pub use inspect::{
+    PayloadKind, PayloadSummary, PurgeOutcome, PurgePlan, Sendability, Verification, VerifyError,
+};
 pub use manage::{DisableOutcome, EnableError, EnableOutcome};
 pub use paths::Paths;
 pub use recorder::{Limits, RecordError};

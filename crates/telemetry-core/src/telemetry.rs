@@ -62,6 +62,7 @@ pub struct Builder {
     events: Vec<EventInfo>,
     recording: bool,
     daily_epsilon_cap: f64,
+    upload_support: bool,
 }
 
 impl Builder {
@@ -116,6 +117,19 @@ impl Builder {
         self.notice = mode;
         self
     }
+    /// Whether this binary was built with an uploader (`telemetry-transport`). This crate never
+    /// uploads; the flag only lets [`Telemetry::sendability`] say why a payload cannot leave
+    /// (default: no upload support, as in every default build).
+    pub fn upload_support(mut self, built_in: bool) -> Self {
+        self.upload_support = built_in;
+        self
+    }
+
+    /// Whether the binary has an uploader (see [`Builder::upload_support`]).
+    pub fn has_upload_support(&self) -> bool {
+        self.upload_support
+    }
+
     /// Whether [`Builder::build`] prints warnings to standard error (default: yes).
     pub fn print_warnings(mut self, on: bool) -> Self {
         self.print_warnings = on;
@@ -692,6 +706,7 @@ impl Telemetry {
             events: Vec::new(),
             recording: true,
             daily_epsilon_cap: crate::recorder::DEFAULT_DAILY_EPSILON_CAP,
+            upload_support: false,
         }
     }
 

@@ -81,6 +81,31 @@ impl FieldKind {
         Ok(Self::Enum { values })
     }
 
+    /// The domain in plain words (`telemetry catalog`), e.g. `one of: build, test`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Bool {} => "yes or no".to_owned(),
+            Self::Enum { values } => {
+                let values: Vec<&str> = values.iter().map(Label::as_str).collect();
+                format!("one of: {}", values.join(", "))
+            }
+            Self::Integer { min, max } => format!("a whole number from {min} to {max}"),
+            Self::Duration { bounds_ms } => format!(
+                "a duration, sent as one of {} buckets (upper bounds in ms: {})",
+                bounds_ms.len() + 1,
+                bounds_ms
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Self::Version {} => "a version number".to_owned(),
+            Self::Text { max_len } => {
+                format!("free text, redacted on this machine, at most {max_len} characters")
+            }
+        }
+    }
+
     /// The integer range a numeric mechanism must clamp to, if this kind is numeric.
     pub fn numeric_range(&self) -> Option<(i64, i64)> {
         match self {

@@ -561,6 +561,52 @@ impl MechanismParams {
         }
     }
 
+    /// What an observer of one report can and cannot learn, in plain words
+    /// (`telemetry verify-payload` and `catalog`).
+    pub fn observer_view(&self) -> String {
+        let bound = |epsilon: &f64| {
+            format!(
+                "any two true values are at most {:.2} times (e^ε) as likely to have produced what was sent",
+                epsilon.exp()
+            )
+        };
+        let memo = |m: &bool| {
+            if *m {
+                " The answer is memoised: sending it again reveals nothing new, so repetition cannot average the noise away."
+            } else {
+                ""
+            }
+        };
+        match self {
+            Self::RandomizedResponse {
+                epsilon, memoized, ..
+            } => format!(
+                "An observer cannot tell this install's true answer: {}. Only a proportion over many installs can be estimated.{}",
+                bound(epsilon),
+                memo(memoized)
+            ),
+            Self::KRandomizedResponse {
+                epsilon, memoized, ..
+            } => format!(
+                "An observer cannot tell which value is true: {}. Only frequencies over many installs can be estimated.{}",
+                bound(epsilon),
+                memo(memoized)
+            ),
+            Self::DiscreteLaplace {
+                epsilon, memoized, ..
+            }
+            | Self::OneBitMean {
+                epsilon, memoized, ..
+            } => format!(
+                "An observer learns only a noisy value: {}. Only a mean over many installs can be estimated.{}",
+                bound(epsilon),
+                memo(memoized)
+            ),
+            Self::RedactionOnly { .. } => "An observer reads the redacted text as it is: paths, user and host names, addresses and secret-shaped strings were removed, but no ε bounds what the remaining words reveal.".to_owned(),
+            Self::NotRandomized {} => "An observer sees this value exactly as sent.".to_owned(),
+        }
+    }
+
     /// Checks that ε, δ and every derived internal agree (a payload is auditable on its own only if
     /// its numbers are consistent). Tolerance 1e-9 for derived probabilities and scales.
     pub fn check(&self) -> Result<(), ParamError> {

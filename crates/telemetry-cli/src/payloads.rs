@@ -1,0 +1,403 @@
+//! `show`, `verify-payload`, `catalog`, `aggregate` and `purge`: formatting of what
+//! `telemetry_core::inspect` and `telemetry_schema` compute.
+
+use std::io;
+use std::path::PathBuf;
+
+use serde_json::json;
+use telemetry_core::inspect::{self, PayloadKind};
+use telemetry_core::{Telemetry, VerifyError};
+use telemetry_schema::{AggregateRow, ValidationError, aggregate_with_catalog};
+
+use crate::exit;
+use crate::output::Io;
+
+type Outcome = io::Result<u8>;
+
+fn to_json<T: serde::Serialize>(value: &T, io: &mut Io<'_>) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+    writeln!(io.out, "{text}")
+}
+
+fn kind_label(kind: PayloadKind) -> &'static str {
+    match kind {
+        PayloadKind::Pending => "pending",
+        PayloadKind::Preview => "preview",
+        PayloadKind::External => "external file",
+    }
+}
+
+fn yes_no(on: bool) -> &'static str {
+    if on { "yes" } else { "no" }
+}
+
+fn dir_or_none(dir: Option<PathBuf>) -> String {
+    dir.map_or_else(|| "no directory".to_owned(), |d| d.display().to_string())
+}
+
+pub(crate) fn show(telemetry: &Telemetry, json: bool, io: &mut Io<'_>) -> Outcome {
+    let payloads = telemetry.payloads();
+    let pending_dir = telemetry.paths().map(|p| p.pending_dir());
+    let previews_dir = telemetry.paths().map(|p| p.previews_dir());
+    if json {
+        to_json(
+            &json!({
+                "app": telemetry.app_name(),
+                "pending_dir": pending_dir,
+                "previews_dir": previews_dir,
+                "payloads": payloads,
+            }),
+            io,
+        )?;
+        return Ok(exit::OK);
+    }
+    let (pending, previews) = (dir_or_none(pending_dir), dir_or_none(previews_dir));
+    if payloads.is_empty() {
+        writeln!(
+            io.out,
+            "No stored payloads for {} (pending: {pending}; previews: {previews}).",
+            telemetry.app_name()
+        )?;
+        return Ok(exit::OK);
+    }
+    writeln!(
+        io.out,
+        "{} stored payload{} for {} (pending: {pending}; previews: {previews}):",
+        payloads.len(),
+        if payloads.len() == 1 { "" } else { "s" },
+        telemetry.app_name()
+    )?;
+    for p in &payloads {
+        writeln!(io.out)?;
+        writeln!(io.out, "{}  ({})", p.run_id, kind_label(p.kind))?;
+        match (&p.day, &p.schema_version, p.events) {
+            (Some(day), Some(version), Some(events)) => writeln!(
+                io.out,
+                "  day {day}, {} bytes, schema {version}, {events} event{}",
+                p.size,
+                if events == 1 { "" } else { "s" }
+            )?,
+            _ => writeln!(
+                io.out,
+                "  {} bytes, INVALID: {}",
+                p.size,
+                p.problem.as_deref().unwrap_or("unreadable")
+            )?,
+        }
+        writeln!(
+            io.out,
+            "  sendable now: {} ({})",
+            yes_no(p.sendable),
+            p.sendable_reason
+        )?;
+    }
+    writeln!(io.out)?;
+    writeln!(
+        io.out,
+        "See one in full: {} telemetry verify-payload <RUN_ID>",
+        telemetry.app_name()
+    )?;
+    Ok(exit::OK)
+}
+
+pub(crate) fn verify(telemetry: &Telemetry, target: &str, json: bool, io: &mut Io<'_>) -> Outcome {
+    let v = match telemetry.verify_payload(target) {
+        Ok(v) => v,
+        Err(err) => {
+            writeln!(io.err, "error: {err}")?;
+            if let VerifyError::NotFound { known, .. } = &err
+                && !known.is_empty()
+            {
+                writeln!(
+                    io.err,
+                    "List them with: {} telemetry show",
+                    telemetry.app_name()
+                )?;
+            }
+            return Ok(exit::ERROR);
+        }
+    };
+    let valid = v.validation.is_ok();
+    if json {
+        let (version, redaction, dp, ledger, payload, errors) = match &v.validation {
+            Ok(p) => (
+                Some(p.version.to_string()),
+                serde_json::to_value(&p.envelope.privacy.redaction).ok(),
+                serde_json::to_value(&p.envelope.privacy.dp).ok(),
+                serde_json::to_value(&p.envelope.privacy.ledger).ok(),
+                serde_json::from_slice::<serde_json::Value>(&v.bytes).ok(),
+                Vec::new(),
+            ),
+            Err(e) => (None, None, None, None, None, validation_problems(e)),
+        };
+        let explained: Vec<_> = match &v.validation {
+            Ok(p) => p
+                .envelope
+                .privacy
+                .dp
+                .iter()
+                .map(|f| {
+                    json!({
+                        "event": f.event.as_str(),
+                        "field": f.field.as_str(),
+                        "mechanism": f.params.kind(),
+                        "epsilon": f.params.epsilon(),
+                        "description": f.params.describe(),
+                        "observer": f.params.observer_view(),
+                    })
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        to_json(
+            &json!({
+                "path": v.path,
+                "kind": v.kind,
+                "size": v.bytes.len(),
+                "sha256": v.sha256,
+                "schema_version": version,
+                "valid": valid,
+                "errors": errors,
+                "redaction": redaction,
+                "dp": dp,
+                "dp_explained": explained,
+                "ledger": ledger,
+                "sendable": v.sendability.sendable,
+                "sendable_reason": v.sendability.reason,
+                "payload": payload,
+            }),
+            io,
+        )?;
+        return Ok(if valid { exit::OK } else { exit::ERROR });
+    }
+    let p = match &v.validation {
+        Ok(p) => p,
+        Err(e) => {
+            writeln!(
+                io.err,
+                "error: {} is not a valid telemetry payload: {e}",
+                v.path.display()
+            )?;
+            for problem in validation_problems(e).iter().skip(1) {
+                writeln!(io.err, "  {problem}")?;
+            }
+            writeln!(io.err, "Its bytes are not shown: it is not a payload.")?;
+            return Ok(exit::ERROR);
+        }
+    };
+    let out = &mut *io.out;
+    let privacy = &p.envelope.privacy;
+    writeln!(out, "Payload {}", v.path.display())?;
+    writeln!(out, "  kind:           {}", kind_label(v.kind))?;
+    writeln!(out, "  schema version: {} (valid)", p.version)?;
+    writeln!(out, "  size:           {} bytes", v.bytes.len())?;
+    writeln!(out, "  sha256:         {}", v.sha256)?;
+    writeln!(
+        out,
+        "  redaction:      {} (rules version {})",
+        serde_json::to_value(privacy.redaction.status)
+            .ok()
+            .and_then(|s| s.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        privacy.redaction.rules_version
+    )?;
+    writeln!(
+        out,
+        "  privacy budget: ε {} spent of a daily cap of {}; {} report(s) dropped at the cap",
+        privacy.ledger.epsilon_spent, privacy.ledger.epsilon_cap, privacy.ledger.dropped_reports
+    )?;
+    writeln!(
+        out,
+        "  sendable now:   {} ({})",
+        yes_no(v.sendability.sendable),
+        v.sendability.reason
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Each field, as randomised on this machine before the file was written:"
+    )?;
+    for f in &privacy.dp {
+        writeln!(out, "  {}.{}: {}", f.event, f.field, f.params.describe())?;
+        writeln!(out, "    {}", f.params.observer_view())?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "The exact bytes (what an uploader would send, nothing else):"
+    )?;
+    out.write_all(&v.bytes)?;
+    if !v.bytes.ends_with(b"\n") {
+        writeln!(out)?;
+    }
+    Ok(exit::OK)
+}
+
+/// One line per problem: the error, then each schema violation by location.
+fn validation_problems(err: &ValidationError) -> Vec<String> {
+    let mut lines = vec![err.to_string()];
+    if let ValidationError::Schema { violations, .. } = err {
+        lines.extend(violations.iter().map(ToString::to_string));
+    }
+    lines
+}
+
+pub(crate) fn catalog(
+    telemetry: &Telemetry,
+    standalone: bool,
+    json: bool,
+    io: &mut Io<'_>,
+) -> Outcome {
+    let app = telemetry.app_name();
+    if standalone {
+        writeln!(
+            io.err,
+            "The `telemetry` binary does not know {app}'s events: they are declared in {app}'s code.\n\
+             Run `{app} telemetry catalog` (the same command, mounted in {app}), or read the catalogue {app} publishes with its documentation."
+        )?;
+        return Ok(exit::USAGE);
+    }
+    let catalog = match telemetry.catalog() {
+        Ok(c) => c,
+        Err(err) => {
+            writeln!(
+                io.err,
+                "error: {app}'s event declarations are invalid: {err}"
+            )?;
+            return Ok(exit::ERROR);
+        }
+    };
+    if json {
+        to_json(&catalog, io)?;
+        return Ok(exit::OK);
+    }
+    let out = &mut *io.out;
+    writeln!(
+        out,
+        "Every event {app} can record ({} in all). Nothing is recorded without consent; each value is randomised on this machine as described before it is written.",
+        catalog.events.len()
+    )?;
+    for event in &catalog.events {
+        writeln!(out)?;
+        writeln!(out, "{}: {}", event.name, event.description)?;
+        for field in &event.fields {
+            writeln!(out, "  {}: {}", field.name, field.description)?;
+            writeln!(out, "    values:  {}", field.kind.describe())?;
+            writeln!(out, "    privacy: {}", field.mechanism.describe())?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub(crate) fn aggregate(
+    telemetry: &Telemetry,
+    inputs: &[PathBuf],
+    json: bool,
+    io: &mut Io<'_>,
+) -> Outcome {
+    let set = inspect::read_payloads(inputs);
+    for (path, why) in &set.skipped {
+        writeln!(io.err, "skipped {}: {why}", path.display())?;
+    }
+    let envelopes: Vec<_> = set.payloads.into_iter().map(|(_, e)| e).collect();
+    let rows: Vec<AggregateRow> = match telemetry.catalog() {
+        Ok(catalog) => aggregate_with_catalog(&envelopes, &catalog),
+        Err(_) => telemetry_schema::aggregate(&envelopes),
+    };
+    if json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "event": r.event,
+                    "field": r.field,
+                    "value": r.value,
+                    "mechanism": r.mechanism,
+                    "epsilon": r.epsilon,
+                    "estimate": r.estimate,
+                    "standard_error": r.standard_error,
+                    "n": r.n,
+                })
+            })
+            .collect();
+        to_json(&rows, io)?;
+    } else {
+        writeln!(
+            io.out,
+            "{} payload{} read, {} skipped.",
+            envelopes.len(),
+            if envelopes.len() == 1 { "" } else { "s" },
+            set.skipped.len()
+        )?;
+        if !rows.is_empty() {
+            writeln!(
+                io.out,
+                "De-biased estimates (proportion of reports for a value, or mean), ± one standard error:"
+            )?;
+        }
+        for r in &rows {
+            let what = match &r.value {
+                Some(value) => format!("{}.{} = {value}", r.event, r.field),
+                None => format!("{}.{} (mean)", r.event, r.field),
+            };
+            writeln!(
+                io.out,
+                "  {what}: {:.4} ± {:.4}  (n = {})",
+                r.estimate, r.standard_error, r.n
+            )?;
+        }
+    }
+    if !set.skipped.is_empty() {
+        writeln!(
+            io.err,
+            "{} file{} skipped (not valid payloads).",
+            set.skipped.len(),
+            if set.skipped.len() == 1 { "" } else { "s" }
+        )?;
+    }
+    Ok(if envelopes.is_empty() && !set.skipped.is_empty() {
+        exit::ERROR
+    } else {
+        exit::OK
+    })
+}
+
+pub(crate) fn purge(telemetry: &Telemetry, yes: bool, io: &mut Io<'_>) -> Outcome {
+    let app = telemetry.app_name();
+    let plan = telemetry.purge_plan();
+    if plan.remove.is_empty() {
+        writeln!(io.out, "Nothing to remove: {app} has no telemetry files.")?;
+        for (path, why) in &plan.keep {
+            writeln!(io.out, "Kept {}: {why}", path.display())?;
+        }
+        return Ok(exit::OK);
+    }
+    if !yes {
+        writeln!(io.out, "This removes every telemetry file of {app}:")?;
+        for path in &plan.remove {
+            writeln!(io.out, "  {}", path.display())?;
+        }
+        if !io.confirm("Remove them?", "Not removed")? {
+            return Ok(exit::ERROR);
+        }
+    }
+    let outcome = telemetry.purge();
+    for path in &outcome.removed {
+        writeln!(io.out, "Removed {}", path.display())?;
+    }
+    for (path, why) in &outcome.kept {
+        writeln!(io.out, "Kept {}: {why}", path.display())?;
+    }
+    for (path, err) in &outcome.failed {
+        writeln!(io.err, "error: could not remove {}: {err}", path.display())?;
+    }
+    if outcome.failed.is_empty() {
+        writeln!(
+            io.out,
+            "{app}'s telemetry is as on a fresh install (see `{app} telemetry status`)."
+        )?;
+        Ok(exit::OK)
+    } else {
+        Ok(exit::ERROR)
+    }
+}
