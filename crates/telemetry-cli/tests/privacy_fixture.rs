@@ -55,8 +55,10 @@ const SCENARIOS: &[(&str, &[&str])] = &[
     ("catalog", &["catalog"]),
     ("catalog", &["catalog", "--json"]),
     ("schema", &["schema"]),
-    ("aggregate", &["aggregate"]),
-    ("purge", &["purge"]),
+    // The sandbox's root is the working directory: every payload written so far.
+    ("aggregate", &["aggregate", "."]),
+    ("aggregate", &["aggregate", ".", "--json"]),
+    ("purge", &["purge", "--yes"]),
     ("disable", &["disable"]),
     ("status", &["status", "--json"]),
     // Only in `upload` builds; the endpoint is a closed loopback port (allowed by the guard).
