@@ -388,16 +388,21 @@ impl Telemetry {
     /// config file if it holds nothing but telemetry settings. Directories left empty are
     /// removed too. Turns telemetry off for the rest of this process first.
     pub fn purge(&self) -> PurgeOutcome {
-        self.disable();
         let plan = self.purge_plan();
-        let mut outcome = PurgeOutcome {
-            kept: plan.keep,
-            ..PurgeOutcome::default()
-        };
+        let mut outcome = self.remove_files(plan.remove);
+        outcome.kept = plan.keep;
+        outcome
+    }
+
+    /// Turns telemetry off for this process, removes `files`, then the toolkit's
+    /// directories that are left empty.
+    pub(crate) fn remove_files(&self, files: Vec<PathBuf>) -> PurgeOutcome {
+        self.disable();
+        let mut outcome = PurgeOutcome::default();
         let Some(paths) = self.paths() else {
             return outcome;
         };
-        for path in plan.remove {
+        for path in files {
             match store::remove_if_exists(&path) {
                 Ok(true) => outcome.removed.push(path),
                 Ok(false) => {}
@@ -437,6 +442,15 @@ pub struct PurgeOutcome {
     pub kept: Vec<(PathBuf, String)>,
     /// Files that could not be removed, with the error.
     pub failed: Vec<(PathBuf, String)>,
+}
+
+/// Every file of the toolkit's for this app except the config file: what `disable`
+/// removes.
+pub(crate) fn files_except_config(paths: &Paths) -> Vec<PathBuf> {
+    let config = paths.config_file();
+    let mut files = purge_targets(paths);
+    files.retain(|p| *p != config);
+    files
 }
 
 fn purge_targets(paths: &Paths) -> Vec<PathBuf> {

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use crate::config::{self, ConfigSource, SetError};
 use crate::consent::{self, WriteError};
 use crate::decision::Input;
-use crate::store;
 use crate::telemetry::{ReleasePolicy, Telemetry};
 
 /// Why `enable` did nothing.
@@ -107,33 +106,23 @@ impl Telemetry {
         })
     }
 
-    /// Takes consent back: removes the consent token, the install secret and every pending
-    /// payload. For an opt-out app it also writes `telemetry.enabled = false`, since the
+    /// Takes consent back: removes the consent token, the install secret, every pending
+    /// payload and preview, the ledger and the notice marker — everything but the config
+    /// file. For an opt-out app it also writes `telemetry.enabled = false`, since the
     /// absence of a token does not turn an opt-out app off.
     pub fn forget(&self) -> DisableOutcome {
-        self.disable();
-        let mut outcome = DisableOutcome::default();
-        let Some(paths) = self.paths() else {
-            return outcome;
+        let files = self
+            .paths()
+            .map_or_else(Vec::new, crate::inspect::files_except_config);
+        let removed = self.remove_files(files);
+        let mut outcome = DisableOutcome {
+            removed: removed.removed,
+            config_file_updated: None,
+            failed: removed.failed,
         };
-        let mut targets = vec![paths.consent_token(), paths.install_secret()];
-        if let Ok(entries) = std::fs::read_dir(paths.pending_dir()) {
-            let mut files: Vec<PathBuf> = entries
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                .map(|e| e.path())
-                .collect();
-            files.sort();
-            targets.extend(files);
-        }
-        for path in targets {
-            match store::remove_if_exists(&path) {
-                Ok(true) => outcome.removed.push(path),
-                Ok(false) => {}
-                Err(e) => outcome.failed.push((path, e.to_string())),
-            }
-        }
-        if self.policy() == ReleasePolicy::OptOut {
+        if self.policy() == ReleasePolicy::OptOut
+            && let Some(paths) = self.paths()
+        {
             match config::set(paths, "telemetry.enabled", "false") {
                 Ok(()) => outcome.config_file_updated = Some(paths.config_file()),
                 Err(e) => outcome.failed.push((paths.config_file(), e.to_string())),

@@ -455,17 +455,37 @@ fn an_unwritable_app_directory_makes_enable_fail_cleanly() {
 }
 
 #[test]
-fn disable_removes_token_secret_and_pending_payloads() {
+fn disable_removes_everything_but_the_config_file() {
     let home = Home::new();
     home.enabled_install();
     let pending = home.app_dir().join("uploads-pending");
     fs::create_dir_all(&pending).unwrap();
     fs::write(pending.join("r1.json"), "{}").unwrap();
+    fs::write(home.app_dir().join("ledger.json"), "{}").unwrap();
+    fs::write(home.app_dir().join("config.toml"), "[telemetry]\n").unwrap();
+    fs::write(home.app_dir().join("app-data"), "the app's own").unwrap();
     let t = home.build(&[]);
     assert_eq!(t.status().pending_payloads, 1);
     let outcome = t.forget();
     assert!(!t.is_enabled());
-    assert_eq!(outcome.removed.len(), 3, "{:?}", outcome.removed);
+    let names: Vec<_> = outcome
+        .removed
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "consent.token",
+            "install.secret",
+            "r1.json",
+            "ledger.json",
+            "secrets",
+            "uploads-pending"
+        ]
+    );
+    assert!(home.app_dir().join("config.toml").exists());
+    assert!(home.app_dir().join("app-data").exists());
     assert!(outcome.failed.is_empty());
     let t = home.build(&[]);
     assert!(!t.is_enabled());
