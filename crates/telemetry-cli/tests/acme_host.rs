@@ -347,3 +347,78 @@ fn a_read_only_app_directory_is_a_warning_not_an_exit_code() {
         assert!(payloads(home.path()).is_empty());
     }
 }
+
+/// Issue #5's walk-through, as a user would do it through `acme telemetry ...`: enable,
+/// work, `show` lists the runs, `verify-payload` validates each and says whether it may be
+/// sent, `DO_NOT_TRACK=1` makes it unsendable, `disable` removes everything and `status`
+/// reads like a fresh install again.
+#[test]
+fn end_to_end_enable_work_show_verify_disable() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let fresh_status = run(h, &[], &["telemetry", "status"]);
+    assert_eq!(fresh_status.code, Some(0));
+    assert!(
+        fresh_status
+            .stdout
+            .starts_with(telemetry_cli::NO_TELEMETRY_LINE)
+    );
+    assert_empty(h, "status");
+
+    assert_eq!(run(h, &[], &["telemetry", "enable", "--yes"]).code, Some(0));
+    for (args, code) in WORK {
+        assert_eq!(run(h, &[], args).code, Some(*code), "acme {args:?}");
+    }
+
+    let show = run(h, &[], &["telemetry", "show", "--json"]);
+    assert_eq!(show.code, Some(0), "{show:?}");
+    let listed: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    let listed = listed["payloads"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), WORK.len(), "{listed:?}");
+    let human = run(h, &[], &["telemetry", "show"]);
+    for row in &listed {
+        let id = row["run_id"].as_str().unwrap();
+        assert_eq!(row["kind"], "pending");
+        assert_eq!(row["valid"], true, "{row}");
+        assert!(human.stdout.contains(id), "show does not list {id}");
+
+        let verify = |extra: &[(&str, &str)]| {
+            let seen = run(h, extra, &["telemetry", "verify-payload", id, "--json"]);
+            assert_eq!(seen.code, Some(0), "{seen:?}");
+            serde_json::from_str::<serde_json::Value>(&seen.stdout).unwrap()
+        };
+        let v = verify(&[]);
+        assert_eq!(v["valid"], true);
+        let bytes = fs::read(pending_dir(h).join(format!("{id}.json"))).unwrap();
+        assert_eq!(v["sha256"], telemetry_core::inspect::sha256_hex(&bytes));
+        // Sendable only when the policy allows: consent given, no override, and a build
+        // that can upload at all.
+        assert_eq!(v["sendable"], cfg!(feature = "upload"), "{v}");
+        let v = verify(&[("DO_NOT_TRACK", "1")]);
+        assert_eq!(v["sendable"], false);
+        assert_eq!(
+            v["sendable_reason"],
+            "DO_NOT_TRACK=1 is set: this payload cannot be sent"
+        );
+        let text = run(
+            h,
+            &[("DO_NOT_TRACK", "1")],
+            &["telemetry", "verify-payload", id],
+        );
+        assert!(
+            text.stdout
+                .contains("DO_NOT_TRACK=1 is set: this payload cannot be sent"),
+            "{text:?}"
+        );
+    }
+
+    let disable = run(h, &[], &["telemetry", "disable"]);
+    assert_eq!(disable.code, Some(0), "{disable:?}");
+    let status = run(h, &[], &["telemetry", "status"]);
+    assert_eq!(
+        status, fresh_status,
+        "status after disable differs from a fresh install"
+    );
+    let left: Vec<PathBuf> = snapshot(h).into_keys().collect();
+    assert_eq!(left, vec![h.join(".config")], "disable left files behind");
+}
