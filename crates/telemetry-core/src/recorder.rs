@@ -15,8 +15,7 @@ use serde::{Deserialize, Serialize};
 use telemetry_schema::{
     Arch, DailyId, Envelope, EnvelopeSchemaRef, Event as WireEvent, FieldPrivacy, FieldValue,
     Identifier, Ids, Label as WireLabel, LedgerState, NameVersion, Os, Period, Platform, Privacy,
-    RedactedText, Redaction, RedactionStatus as WireRedaction, RunId, SessionId, TextValue,
-    Version,
+    RedactedText, Redaction, RunId, SessionId, TextValue, Version,
 };
 
 use crate::dp::Epsilon;
@@ -86,7 +85,13 @@ pub(crate) struct Recorder {
     events: Vec<CompiledEvent>,
     state: Mutex<RunState>,
     redactor: std::sync::OnceLock<Redactor>,
-    text_seen: std::sync::atomic::AtomicBool,
+    /// Text values of this run the redactor found nothing in.
+    text_clean: std::sync::atomic::AtomicU32,
+    /// Text values of this run in which the redactor replaced something.
+    text_redacted: std::sync::atomic::AtomicU32,
+    /// Text values of this run dropped entirely (rejected by the redactor, or refused as
+    /// `RedactedText`), sent as `null`.
+    text_rejected: std::sync::atomic::AtomicU32,
     unknown_events: std::sync::atomic::AtomicU32,
     day: telemetry_schema::Day,
     app: (String, String),
@@ -204,7 +209,9 @@ impl Recorder {
                 .collect::<Result<_, _>>()?,
             state: Mutex::new(RunState::default()),
             redactor: std::sync::OnceLock::new(),
-            text_seen: std::sync::atomic::AtomicBool::new(false),
+            text_clean: std::sync::atomic::AtomicU32::new(0),
+            text_redacted: std::sync::atomic::AtomicU32::new(0),
+            text_rejected: std::sync::atomic::AtomicU32::new(0),
             unknown_events: std::sync::atomic::AtomicU32::new(0),
             day: crate::time::today(),
             app,
@@ -278,18 +285,30 @@ impl Recorder {
             }
             (Compiled::Version, Value::Version(v)) => Version::new(v).ok().map(FieldValue::Version),
             (Compiled::Text, Value::Text(text)) => {
-                self.text_seen
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 let redactor = self
                     .redactor
                     .get_or_init(|| Redactor::new(RedactionContext::from_process()));
                 let redacted = redactor.redact(text);
-                if matches!(redacted.status, RedactionStatus::Rejected(_)) {
-                    return None;
-                }
-                RedactedText::new(redacted.text)
-                    .ok()
-                    .map(|redacted| FieldValue::Text(TextValue { redacted }))
+                let sent = match redacted.status {
+                    RedactionStatus::Rejected(_) => None,
+                    RedactionStatus::Clean | RedactionStatus::Redacted(_) => {
+                        RedactedText::new(redacted.text)
+                            .ok()
+                            .map(|redacted| FieldValue::Text(TextValue { redacted }))
+                    }
+                };
+                // Counted per run for `privacy.redaction` (saturating: never wraps to 0).
+                let counter = match (redacted.status, &sent) {
+                    (_, None) => &self.text_rejected,
+                    (RedactionStatus::Redacted(_), Some(_)) => &self.text_redacted,
+                    _ => &self.text_clean,
+                };
+                let _ = counter.fetch_update(
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                    |n| n.checked_add(1),
+                );
+                sent
             }
             // Missing, or a value of the wrong kind: never guess, send nothing.
             _ => None,
@@ -364,7 +383,9 @@ impl Recorder {
             }
             events.push(WireEvent { name, fields });
         }
-        let text = self.text_seen.load(std::sync::atomic::Ordering::Relaxed);
+        let text_values = |counter: &std::sync::atomic::AtomicU32| {
+            counter.load(std::sync::atomic::Ordering::Relaxed)
+        };
         let mut session = [0u8; 16];
         let _ = crate::dp::os_seeded_rng()
             .map(|mut rng| rand::RngCore::fill_bytes(&mut rng, &mut session));
@@ -395,15 +416,15 @@ impl Recorder {
             period: Period { day },
             events,
             privacy: Privacy {
-                redaction: Redaction {
-                    status: if text {
-                        WireRedaction::Applied
-                    } else {
-                        WireRedaction::NotApplicable
-                    },
-                    rules_version: Version::new(format!("{RULES_VERSION}.0.0"))
+                // Format 1.1: not_applicable without text values, else rejected / redacted /
+                // clean, with the counts of this run's text values.
+                redaction: Redaction::from_counts(
+                    Version::new(format!("{RULES_VERSION}.0.0"))
                         .map_err(|e| decl(e.to_string()))?,
-                },
+                    text_values(&self.text_clean),
+                    text_values(&self.text_redacted),
+                    text_values(&self.text_rejected),
+                ),
                 dp,
                 ledger,
             },

@@ -132,7 +132,7 @@ fn text_is_redacted_and_never_leaks_the_home_or_a_path() {
     ] {
         assert!(!text.contains(needle), "{needle} leaked into {text}");
     }
-    assert!(text.contains("\"status\":\"applied\""), "{text}");
+    assert!(text.contains("\"status\":\"redacted\""), "{text}");
 }
 
 #[test]
@@ -230,4 +230,78 @@ fn an_unwritable_directory_is_an_error_not_a_panic() {
     let t = handle(home.path(), &[]);
     assert!(t.flush().is_err());
     drop(t); // must not panic either
+}
+
+/// Format 1.1: the payload states the redaction outcome of the run's text values and counts them.
+#[test]
+fn the_payload_states_the_redaction_outcome_and_counts() {
+    use telemetry_schema::RedactionStatus;
+
+    fn payload(notes: &[Option<&str>]) -> telemetry_schema::Envelope {
+        let home = tempfile::tempdir().unwrap();
+        handle(home.path(), &[]).enable().unwrap();
+        let t = handle(home.path(), &[]);
+        for note in notes {
+            t.record(&CommandRun {
+                outcome: Outcome::Success,
+                duration: Duration::from_millis(250),
+                flag: true,
+                note: note.map(str::to_owned),
+            });
+        }
+        let path = t.flush().unwrap().expect("a payload");
+        let checked =
+            telemetry_schema::validate_payload(&fs::read(path).unwrap()).expect("valid v1 payload");
+        assert_eq!(checked.version.as_str(), "1.1.0");
+        checked.envelope
+    }
+    fn outcome(e: &telemetry_schema::Envelope) -> (RedactionStatus, u32, u32) {
+        let r = &e.privacy.redaction;
+        (r.status, r.redacted_values, r.rejected_values)
+    }
+    fn notes(e: &telemetry_schema::Envelope) -> Vec<Option<String>> {
+        e.events
+            .iter()
+            .filter(|ev| ev.name.as_str() == "command_run")
+            .map(|ev| {
+                ev.fields[&telemetry_schema::Identifier::new("note").unwrap()]
+                    .as_ref()
+                    .map(telemetry_schema::FieldValue::display)
+            })
+            .collect()
+    }
+    let clean = "ok";
+    let with_path = "cannot open /q7z/data.bin now";
+    let rejected = "bell\u{7}in a message";
+
+    // No text value recorded: not_applicable, no counts.
+    let e = payload(&[None]);
+    assert_eq!(outcome(&e), (RedactionStatus::NotApplicable, 0, 0));
+    assert!(!e.to_json().contains("_values"), "{}", e.to_json());
+
+    // Text the redactor found nothing in.
+    let e = payload(&[Some(clean)]);
+    assert_eq!(outcome(&e), (RedactionStatus::Clean, 0, 0));
+    assert_eq!(notes(&e), [Some(clean.to_owned())]);
+
+    // A path: one text value redacted.
+    let e = payload(&[Some(with_path)]);
+    assert_eq!(outcome(&e), (RedactionStatus::Redacted, 1, 0));
+    assert_eq!(notes(&e), [Some("cannot open <path> now".to_owned())]);
+    assert!(e.to_json().contains("\"redacted_values\":1"));
+
+    // A control character: the text is rejected and sent as null.
+    let e = payload(&[Some(rejected)]);
+    assert_eq!(outcome(&e), (RedactionStatus::Rejected, 0, 1));
+    assert_eq!(notes(&e), [None]);
+
+    // Mixed: the most severe outcome wins; each value is counted once.
+    let e = payload(&[
+        Some(clean),
+        Some(with_path),
+        None,
+        Some(with_path),
+        Some(rejected),
+    ]);
+    assert_eq!(outcome(&e), (RedactionStatus::Rejected, 2, 1));
 }

@@ -12,7 +12,14 @@ use crate::ids::{DailyId, Day, Identifier, Label, RedactedText, RunId, SessionId
 /// The `schema.id` of every envelope.
 pub const ENVELOPE_SCHEMA_ID: &str = "telemetry-toolkit.envelope";
 /// The envelope version this build writes (and the newest it validates).
-pub const ENVELOPE_VERSION: &str = "1.0.0";
+///
+/// 1.1.0 (a minor version: optional additions only) added the redaction outcomes `clean`,
+/// `redacted` and `rejected` and the counts `redacted_values` / `rejected_values`
+/// ([`Redaction`]). 1.0.0 documents keep validating against the frozen 1.0.0 schema.
+pub const ENVELOPE_VERSION: &str = "1.1.0";
+/// The first envelope version with the redaction outcomes `clean` / `redacted` / `rejected` and
+/// the counts `redacted_values` / `rejected_values`.
+pub const REDACTION_OUTCOMES_SINCE: &str = "1.1.0";
 /// Most events one envelope may carry.
 pub const MAX_EVENTS: usize = 10_000;
 /// Most fields one event may carry.
@@ -222,17 +229,61 @@ pub struct Event {
     pub fields: BTreeMap<Identifier, Option<FieldValue>>,
 }
 
-/// Whether text fields went through the redactor.
+/// What the redactor did to the payload's text values.
+///
+/// Since format 1.1.0 a producer writes `not_applicable` when the run recorded no text value,
+/// and otherwise the most severe outcome over all its text values: `rejected` if any was dropped
+/// entirely, else `redacted` if any had something replaced, else `clean`. `applied` is the 1.0.0
+/// value (redaction ran, outcome unstated); it stays valid but 1.1 producers no longer write it.
+/// `clean`, `redacted` and `rejected` are refused in documents declaring 1.0.x.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RedactionStatus {
-    /// Every text field in this payload was redacted.
+    /// Every text field in this payload was redacted (format 1.0.0; outcome not stated).
     Applied,
-    /// The payload has no text fields.
+    /// The payload has no text fields (no text value was recorded).
     NotApplicable,
+    /// Since 1.1.0: text values were recorded and the redactor found nothing to replace in any.
+    Clean,
+    /// Since 1.1.0: something was replaced in at least one text value (`redacted_values` ≥ 1)
+    /// and none was dropped.
+    Redacted,
+    /// Since 1.1.0: at least one text value was dropped entirely (`rejected_values` ≥ 1).
+    Rejected,
+}
+
+impl RedactionStatus {
+    /// The wire name (`applied`, `not_applicable`, `clean`, `redacted`, `rejected`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::NotApplicable => "not_applicable",
+            Self::Clean => "clean",
+            Self::Redacted => "redacted",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// Whether this value exists only since format 1.1.0.
+    pub fn since_1_1(self) -> bool {
+        matches!(self, Self::Clean | Self::Redacted | Self::Rejected)
+    }
+}
+
+impl fmt::Display for RedactionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The redaction section.
+///
+/// The counts are optional (absent means 0) and exist since format 1.1.0, so a 1.0.0 document
+/// serialises exactly as before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Redaction {
@@ -240,6 +291,49 @@ pub struct Redaction {
     pub status: RedactionStatus,
     /// Version of the redaction rules the core applied.
     pub rules_version: Version,
+    /// Since 1.1.0, optional (absent = 0): number of text values in which the redactor replaced
+    /// something with a placeholder.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redacted_values: u32,
+    /// Since 1.1.0, optional (absent = 0): number of text values the redactor dropped entirely
+    /// (sent as `null`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rejected_values: u32,
+}
+
+impl Redaction {
+    /// The 1.1 redaction section for a run that recorded `clean` + `redacted` + `rejected` text
+    /// values: `not_applicable` without text values, else `rejected` if any was dropped, else
+    /// `redacted` if any had something replaced, else `clean`.
+    ///
+    /// ```
+    /// use telemetry_schema::{Redaction, RedactionStatus, Version};
+    /// let rules = Version::new("1.0.0").unwrap();
+    /// let status = |c, r, x| Redaction::from_counts(rules.clone(), c, r, x).status;
+    /// assert_eq!(status(0, 0, 0), RedactionStatus::NotApplicable);
+    /// assert_eq!(status(3, 0, 0), RedactionStatus::Clean);
+    /// assert_eq!(status(3, 1, 0), RedactionStatus::Redacted);
+    /// assert_eq!(status(0, 1, 1), RedactionStatus::Rejected);
+    /// let r = Redaction::from_counts(rules.clone(), 2, 1, 0);
+    /// assert_eq!((r.redacted_values, r.rejected_values), (1, 0));
+    /// ```
+    pub fn from_counts(rules_version: Version, clean: u32, redacted: u32, rejected: u32) -> Self {
+        let status = if rejected > 0 {
+            RedactionStatus::Rejected
+        } else if redacted > 0 {
+            RedactionStatus::Redacted
+        } else if clean > 0 {
+            RedactionStatus::Clean
+        } else {
+            RedactionStatus::NotApplicable
+        };
+        Self {
+            status,
+            rules_version,
+            redacted_values: redacted,
+            rejected_values: rejected,
+        }
+    }
 }
 
 /// The DP parameter block of one field of one event.
@@ -351,6 +445,26 @@ pub enum ConsistencyError {
     },
     /// Text present but redaction status is `not_applicable`.
     RedactionStatus,
+    /// The redaction status disagrees with the counts (e.g. `redacted` without
+    /// `redacted_values`, `clean` with a count).
+    RedactionCounts {
+        /// The stated status.
+        status: RedactionStatus,
+        /// What that status requires.
+        expected: &'static str,
+    },
+    /// A value or property newer than the version the document declares (e.g. status `clean`
+    /// in a 1.0.0 document).
+    NewerThanDeclared {
+        /// JSON Pointer to the offending part.
+        path: &'static str,
+        /// What was found.
+        found: String,
+        /// The version that introduced it.
+        since: &'static str,
+        /// The version the document declares.
+        declared: String,
+    },
     /// Ledger: spent more than the cap, or non-finite numbers.
     Ledger(String),
 }
@@ -387,6 +501,18 @@ impl fmt::Display for ConsistencyError {
                 f,
                 "/privacy/redaction/status: payload has text fields but says not_applicable"
             ),
+            Self::RedactionCounts { status, expected } => {
+                write!(f, "/privacy/redaction: status {status} requires {expected}")
+            }
+            Self::NewerThanDeclared {
+                path,
+                found,
+                since,
+                declared,
+            } => write!(
+                f,
+                "{path}: {found} exists since format {since}, but the document declares {declared}"
+            ),
             Self::Ledger(msg) => write!(f, "/privacy/ledger: {msg}"),
         }
     }
@@ -416,7 +542,8 @@ impl Envelope {
 
     /// Cross-section checks JSON Schema cannot express: every field value has exactly one DP block,
     /// values have the type their mechanism produces, DP numbers are consistent, text implies
-    /// redaction, ledger spent ≤ cap. Returns every problem found.
+    /// redaction, the redaction status agrees with its counts and exists in the declared version,
+    /// ledger spent ≤ cap. Returns every problem found.
     pub fn check_consistency(&self) -> Result<(), Vec<ConsistencyError>> {
         let mut errors = Vec::new();
         let mut blocks: BTreeMap<(&str, &str), &MechanismParams> = BTreeMap::new();
@@ -494,6 +621,7 @@ impl Envelope {
         if has_text && self.privacy.redaction.status == RedactionStatus::NotApplicable {
             errors.push(ConsistencyError::RedactionStatus);
         }
+        self.check_redaction(&mut errors);
         let l = &self.privacy.ledger;
         if !(l.epsilon_spent.is_finite() && l.epsilon_cap.is_finite()) {
             errors.push(ConsistencyError::Ledger("non-finite epsilon".into()));
@@ -507,6 +635,60 @@ impl Envelope {
             Ok(())
         } else {
             Err(errors)
+        }
+    }
+
+    /// Status versus counts, and 1.1-only values in a document declaring 1.0.x.
+    fn check_redaction(&self, errors: &mut Vec<ConsistencyError>) {
+        let r = &self.privacy.redaction;
+        let (redacted, rejected) = (r.redacted_values, r.rejected_values);
+        let expected = match r.status {
+            RedactionStatus::Applied | RedactionStatus::NotApplicable | RedactionStatus::Clean
+                if redacted > 0 || rejected > 0 =>
+            {
+                Some("redacted_values and rejected_values to be 0 or absent")
+            }
+            RedactionStatus::Redacted if redacted == 0 => Some("redacted_values ≥ 1"),
+            RedactionStatus::Redacted if rejected > 0 => {
+                Some("rejected_values to be 0 or absent (a dropped value makes it rejected)")
+            }
+            RedactionStatus::Rejected if rejected == 0 => Some("rejected_values ≥ 1"),
+            _ => None,
+        };
+        if let Some(expected) = expected {
+            errors.push(ConsistencyError::RedactionCounts {
+                status: r.status,
+                expected,
+            });
+        }
+        let declared = self.schema.version.triple();
+        let since = Version::new(REDACTION_OUTCOMES_SINCE)
+            .expect("valid constant")
+            .triple();
+        if declared.0 == since.0 && (declared.1, declared.2) < (since.1, since.2) {
+            let mut newer = |path: &'static str, found: String| {
+                errors.push(ConsistencyError::NewerThanDeclared {
+                    path,
+                    found,
+                    since: REDACTION_OUTCOMES_SINCE,
+                    declared: self.schema.version.to_string(),
+                });
+            };
+            if r.status.since_1_1() {
+                newer("/privacy/redaction/status", format!("status {}", r.status));
+            }
+            if redacted > 0 {
+                newer(
+                    "/privacy/redaction/redacted_values",
+                    "redacted_values".into(),
+                );
+            }
+            if rejected > 0 {
+                newer(
+                    "/privacy/redaction/rejected_values",
+                    "rejected_values".into(),
+                );
+            }
         }
     }
 }

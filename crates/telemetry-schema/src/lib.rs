@@ -45,7 +45,8 @@
 //!         fields: BTreeMap::from([(Identifier::new("ok")?, Some(FieldValue::Bool(true)))]),
 //!     }],
 //!     privacy: Privacy {
-//!         redaction: Redaction { status: RedactionStatus::NotApplicable, rules_version: Version::new("1.0.0")? },
+//!         // No text field recorded: `not_applicable`, no counts (see `Redaction::from_counts`).
+//!         redaction: Redaction::from_counts(Version::new("1.0.0")?, 0, 0, 0),
 //!         dp: vec![FieldPrivacy {
 //!             event: Identifier::new("command_run")?,
 //!             field: Identifier::new("ok")?,
@@ -59,9 +60,9 @@
 //! assert_eq!(checked.envelope, envelope);
 //!
 //! // A payload from a future format version is refused with a clear message.
-//! let future = bytes.replace("\"version\":\"1.0.0\"", "\"version\":\"2.0.0\"");
+//! let future = bytes.replace("\"version\":\"1.1.0\"", "\"version\":\"2.0.0\"");
 //! let err = validate_payload(future.as_bytes()).unwrap_err();
-//! assert_eq!(err.to_string(), "unsupported schema version 2.0.0 (this build knows up to 1.0.0)");
+//! assert_eq!(err.to_string(), "unsupported schema version 2.0.0 (this build knows up to 1.1.0)");
 //! # Ok(())
 //! # }
 //! ```
@@ -86,7 +87,8 @@ pub use dp::{
 pub use envelope::{
     Arch, ConsistencyError, ENVELOPE_SCHEMA_ID, ENVELOPE_VERSION, Envelope, EnvelopeSchemaId,
     EnvelopeSchemaRef, Event, FieldPrivacy, FieldValue, Ids, LedgerState, MAX_EVENTS, MAX_FIELDS,
-    NameVersion, Os, Period, Platform, Privacy, Redaction, RedactionStatus, TextValue,
+    NameVersion, Os, Period, Platform, Privacy, REDACTION_OUTCOMES_SINCE, Redaction,
+    RedactionStatus, TextValue,
 };
 pub use estimate::{
     AggregateRow, Estimate, EstimateError, aggregate, aggregate_with_catalog,

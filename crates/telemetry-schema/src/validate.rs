@@ -4,13 +4,17 @@
 //! size ([`MAX_PAYLOAD_BYTES`]), UTF-8, nesting depth ([`MAX_DEPTH`], by a byte scan before parsing),
 //! JSON syntax, declared version, JSON Schema, then semantic consistency
 //! ([`Envelope::check_consistency`]). Nothing here panics on any input.
+//!
+//! A document is checked against the schema of the version it declares: the newest known
+//! version of a major uses the committed generated schema, older minor versions their frozen copy
+//! under `schemas/v1/released/` (so a 1.0.0 document cannot carry what 1.1.0 added).
 
 use std::fmt;
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::catalog::Catalog;
+use crate::catalog::{CATALOG_VERSION, Catalog};
 use crate::envelope::{ConsistencyError, ENVELOPE_SCHEMA_ID, ENVELOPE_VERSION, Envelope};
 use crate::ids::Version;
 
@@ -25,6 +29,16 @@ pub const MAX_REPORTED_VIOLATIONS: usize = 50;
 pub(crate) const ENVELOPE_V1: &str = include_str!("../schemas/v1/envelope.schema.json");
 /// The committed v1 catalogue schema.
 pub(crate) const CATALOG_V1: &str = include_str!("../schemas/v1/catalog.schema.json");
+/// The frozen envelope schema of the released format 1.0.0.
+pub(crate) const ENVELOPE_V1_0_0: &str =
+    include_str!("../schemas/v1/released/envelope-1.0.0.schema.json");
+
+/// Every envelope format version this build validates, oldest first: (version, schema). The newest
+/// version of a major is the committed generated schema; older minors are frozen released copies.
+const ENVELOPE_VERSIONS: &[(&str, &str)] =
+    &[("1.0.0", ENVELOPE_V1_0_0), (ENVELOPE_VERSION, ENVELOPE_V1)];
+/// Every catalogue format version this build validates, oldest first.
+const CATALOG_VERSIONS: &[(&str, &str)] = &[(CATALOG_VERSION, CATALOG_V1)];
 
 /// A payload declared a schema version this build does not know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,11 +216,9 @@ pub struct ValidatedPayload {
     pub envelope: Envelope,
 }
 
-/// Known majors: (major, newest known version of it, committed envelope schema, catalogue schema).
-const KNOWN: &[(u64, &str, &str, &str)] = &[(1, ENVELOPE_VERSION, ENVELOPE_V1, CATALOG_V1)];
-
-fn latest() -> &'static str {
-    KNOWN.last().map(|k| k.1).unwrap_or(ENVELOPE_VERSION)
+/// The newest version in `table`.
+fn latest(table: &[(&'static str, &'static str)]) -> &'static str {
+    table.last().map_or(ENVELOPE_VERSION, |k| k.0)
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -219,16 +231,20 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// Finds the known major for a requested version: `"1"`, `"v1"`, `"1.0"` or `"1.0.0"`; `None` = newest.
+/// Finds the schema for a requested version in `table` and returns its index: `"1"` or `"v1"`
+/// (the newest 1.x), `"1.0"` (the newest 1.0.x), `"1.0.0"`; `None` = the newest of all. A version
+/// newer than the newest known of its major is refused; a known major's version in between two
+/// known ones uses the newest known version not above it.
 fn lookup(
+    table: &[(&'static str, &'static str)],
     version: Option<&str>,
-) -> Result<&'static (u64, &'static str, &'static str, &'static str), UnsupportedVersion> {
+) -> Result<usize, UnsupportedVersion> {
     let unsupported = |v: &str| UnsupportedVersion {
         declared: truncate(v, 80),
-        latest: latest(),
+        latest: latest(table),
     };
     let Some(v) = version else {
-        return KNOWN.last().ok_or_else(|| unsupported(""));
+        return table.len().checked_sub(1).ok_or_else(|| unsupported(""));
     };
     let trimmed = v.strip_prefix('v').unwrap_or(v);
     let parts: Vec<&str> = trimmed.split('.').collect();
@@ -245,28 +261,46 @@ fn lookup(
     let Some(nums) = nums.filter(|n| (1..=3).contains(&n.len())) else {
         return Err(unsupported(v));
     };
-    let entry = KNOWN
+    let major = nums[0];
+    let lowest = (
+        major,
+        nums.get(1).copied().unwrap_or(0),
+        nums.get(2).copied().unwrap_or(0),
+    );
+    let highest = (
+        major,
+        nums.get(1).copied().unwrap_or(u64::MAX),
+        nums.get(2).copied().unwrap_or(u64::MAX),
+    );
+    let known: Vec<(usize, (u64, u64, u64))> = table
         .iter()
-        .find(|k| k.0 == nums[0])
-        .ok_or_else(|| unsupported(v))?;
-    let known = Version::new(entry.1).map_err(|_| unsupported(v))?.triple();
-    let minor = nums.get(1).copied().unwrap_or(0);
-    let patch = nums.get(2).copied().unwrap_or(0);
-    if (minor, patch) > (known.1, known.2) {
-        return Err(unsupported(v));
+        .enumerate()
+        .filter_map(|(i, k)| Some((i, Version::new(k.0).ok()?.triple())))
+        .filter(|(_, t)| t.0 == major)
+        .collect();
+    match known.last() {
+        Some((_, newest)) if lowest <= *newest => {}
+        _ => return Err(unsupported(v)),
     }
-    Ok(entry)
+    known
+        .iter()
+        .rev()
+        .find(|(_, t)| *t <= highest)
+        .map(|(i, _)| *i)
+        .ok_or_else(|| unsupported(v))
 }
 
-/// The committed envelope JSON Schema for `version` (`None`: the newest), one self-contained
-/// document with every definition inline under `$defs`. This is what `telemetry schema` prints.
+/// The envelope JSON Schema for `version` (`None`: the newest), one self-contained document with
+/// every definition inline under `$defs`. This is what `telemetry schema` prints. The newest
+/// version is the committed generated schema; an older minor (`"1.0.0"`) is its frozen copy.
 pub fn envelope_schema_json(version: Option<&str>) -> Result<&'static str, UnsupportedVersion> {
-    lookup(version).map(|k| k.2)
+    lookup(ENVELOPE_VERSIONS, version).map(|i| ENVELOPE_VERSIONS[i].1)
 }
 
-/// The committed catalogue JSON Schema for `version` (`None`: the newest).
+/// The committed catalogue JSON Schema for `version` (`None`: the newest). The catalogue has its
+/// own version line ([`CATALOG_VERSION`]), independent of the envelope's.
 pub fn catalog_schema_json(version: Option<&str>) -> Result<&'static str, UnsupportedVersion> {
-    lookup(version).map(|k| k.3)
+    lookup(CATALOG_VERSIONS, version).map(|i| CATALOG_VERSIONS[i].1)
 }
 
 /// Size, UTF-8 and depth checks, then parse. Shared by envelopes and catalogues.
@@ -326,17 +360,16 @@ fn compile(text: &str) -> Compiled {
         .map_err(|e| e.to_string())
 }
 
-fn envelope_validator(major: u64) -> Result<&'static jsonschema::Validator, ValidationError> {
-    static V1: OnceLock<Compiled> = OnceLock::new();
-    let compiled = match major {
-        1 => V1.get_or_init(|| compile(ENVELOPE_V1)),
-        _ => {
-            return Err(ValidationError::Internal(format!(
-                "no validator for major {major}"
-            )));
-        }
+/// The compiled schema of `ENVELOPE_VERSIONS[index]`, compiled on first use.
+fn envelope_validator(index: usize) -> Result<&'static jsonschema::Validator, ValidationError> {
+    static COMPILED: [OnceLock<Compiled>; ENVELOPE_VERSIONS.len()] =
+        [const { OnceLock::new() }; ENVELOPE_VERSIONS.len()];
+    let (Some(cell), Some((_, text))) = (COMPILED.get(index), ENVELOPE_VERSIONS.get(index)) else {
+        return Err(ValidationError::Internal(format!(
+            "no envelope schema number {index}"
+        )));
     };
-    compiled
+    cell.get_or_init(|| compile(text))
         .as_ref()
         .map_err(|e| ValidationError::Internal(e.clone()))
 }
@@ -369,8 +402,9 @@ fn schema_errors(validator: &jsonschema::Validator, value: &Value) -> Result<(),
     }
 }
 
-/// Validates untrusted bytes as a telemetry envelope against the schema of the version it declares,
-/// then checks cross-section consistency, and returns the decoded envelope.
+/// Validates untrusted bytes as a telemetry envelope against the schema of the version it declares
+/// (a 1.0.0 document against the frozen 1.0.0 schema), then checks cross-section consistency, and
+/// returns the decoded envelope.
 pub fn validate_payload(bytes: &[u8]) -> Result<ValidatedPayload, ValidationError> {
     let value = parse_bounded(bytes)?;
     let schema = value.get("schema");
@@ -390,18 +424,19 @@ pub fn validate_payload(bytes: &[u8]) -> Result<ValidatedPayload, ValidationErro
     let version = Version::new(declared).map_err(|_| {
         ValidationError::UnsupportedVersion(UnsupportedVersion {
             declared: truncate(declared, 80),
-            latest: latest(),
+            latest: latest(ENVELOPE_VERSIONS),
         })
     })?;
     if declared.contains('-') {
         // Pre-releases of the format are never released; refuse them explicitly.
         return Err(ValidationError::UnsupportedVersion(UnsupportedVersion {
             declared: truncate(declared, 80),
-            latest: latest(),
+            latest: latest(ENVELOPE_VERSIONS),
         }));
     }
-    let entry = lookup(Some(declared)).map_err(ValidationError::UnsupportedVersion)?;
-    schema_errors(envelope_validator(entry.0)?, &value)?;
+    let index =
+        lookup(ENVELOPE_VERSIONS, Some(declared)).map_err(ValidationError::UnsupportedVersion)?;
+    schema_errors(envelope_validator(index)?, &value)?;
     let envelope: Envelope = serde_json::from_value(value)
         .map_err(|e| ValidationError::Decode(truncate(&e.to_string(), 300)))?;
     envelope
@@ -414,7 +449,7 @@ pub fn validate_payload(bytes: &[u8]) -> Result<ValidatedPayload, ValidationErro
 pub fn validate_catalog(bytes: &[u8]) -> Result<Catalog, ValidationError> {
     let value = parse_bounded(bytes)?;
     if let Some(declared) = value.pointer("/schema/version").and_then(Value::as_str) {
-        lookup(Some(declared)).map_err(ValidationError::UnsupportedVersion)?;
+        lookup(CATALOG_VERSIONS, Some(declared)).map_err(ValidationError::UnsupportedVersion)?;
     }
     schema_errors(catalog_validator()?, &value)?;
     let catalog: Catalog = serde_json::from_value(value)
@@ -431,17 +466,35 @@ mod tests {
 
     #[test]
     fn version_lookup() {
-        assert!(envelope_schema_json(None).is_ok());
-        for ok in ["1", "v1", "1.0", "1.0.0"] {
-            assert!(envelope_schema_json(Some(ok)).is_ok(), "{ok}");
+        assert_eq!(envelope_schema_json(None), Ok(ENVELOPE_V1));
+        for (ok, schema) in [
+            ("1", ENVELOPE_V1),
+            ("v1", ENVELOPE_V1),
+            ("1.1", ENVELOPE_V1),
+            ("1.1.0", ENVELOPE_V1),
+            ("1.0", ENVELOPE_V1_0_0),
+            ("1.0.0", ENVELOPE_V1_0_0),
+            ("1.0.3", ENVELOPE_V1_0_0),
+        ] {
+            assert_eq!(envelope_schema_json(Some(ok)), Ok(schema), "{ok}");
         }
-        for bad in ["2", "1.1.0", "0.9.0", "", "x", "1.0.0.0", "1..0"] {
+        assert_ne!(ENVELOPE_V1, ENVELOPE_V1_0_0);
+        for bad in [
+            "2", "1.2", "1.2.0", "1.1.1", "0.9.0", "", "x", "1.0.0.0", "1..0",
+        ] {
             let err = envelope_schema_json(Some(bad)).unwrap_err();
             assert_eq!(
                 err.to_string(),
-                format!("unsupported schema version {bad} (this build knows up to 1.0.0)")
+                format!("unsupported schema version {bad} (this build knows up to 1.1.0)")
             );
         }
+        // The catalogue has its own version line, still 1.0.0.
+        assert_eq!(catalog_schema_json(Some("1.0.0")), Ok(CATALOG_V1));
+        let err = catalog_schema_json(Some("1.1.0")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unsupported schema version 1.1.0 (this build knows up to 1.0.0)"
+        );
     }
 
     #[test]
@@ -457,7 +510,10 @@ mod tests {
 
     #[test]
     fn committed_schemas_compile() {
-        envelope_validator(1).unwrap();
+        for index in 0..ENVELOPE_VERSIONS.len() {
+            envelope_validator(index).unwrap();
+        }
+        assert!(envelope_validator(ENVELOPE_VERSIONS.len()).is_err());
         catalog_validator().unwrap();
     }
 }

@@ -1,7 +1,8 @@
 //! Every committed fixture: valid ones keep validating forever; invalid ones fail for their reason.
 
 use telemetry_schema::{
-    ConsistencyError, MAX_DEPTH, MAX_PAYLOAD_BYTES, ValidationError, validate_payload,
+    ConsistencyError, MAX_DEPTH, MAX_PAYLOAD_BYTES, RedactionStatus, ValidationError, Version,
+    validate_payload,
 };
 
 macro_rules! fixture {
@@ -18,6 +19,13 @@ const VALID_V1: &[(&str, &[u8])] = &[
     fixture!("valid", "minimal"),
     fixture!("valid", "full"),
     fixture!("valid", "event_without_fields"),
+];
+
+/// Released-format fixtures (v1.1.0: redaction outcome and counts). Never delete or edit one.
+const VALID_V1_1: &[(&str, &[u8])] = &[
+    fixture!("valid", "redaction_clean"),
+    fixture!("valid", "redaction_redacted"),
+    fixture!("valid", "redaction_rejected"),
 ];
 
 fn kind(err: &ValidationError) -> &'static str {
@@ -102,13 +110,13 @@ const INVALID_V1: &[Case] = &[
     (
         fixture!("invalid", "future_major_version"),
         "unsupported_version",
-        "unsupported schema version 2.0.0 (this build knows up to 1.0.0)",
+        "unsupported schema version 2.0.0 (this build knows up to 1.1.0)",
         "a version this build does not know",
     ),
     (
         fixture!("invalid", "newer_minor_version"),
         "unsupported_version",
-        "unsupported schema version 1.1.0 (this build knows up to 1.0.0)",
+        "unsupported schema version 1.2.0 (this build knows up to 1.1.0)",
         "a newer minor may carry fields this build cannot check",
     ),
     (
@@ -178,6 +186,30 @@ const INVALID_V1: &[Case] = &[
         "text implies redaction was applied",
     ),
     (
+        fixture!("invalid", "redacted_without_count"),
+        "inconsistent",
+        "status redacted requires redacted_values ≥ 1",
+        "`redacted` states how many text values were redacted",
+    ),
+    (
+        fixture!("invalid", "clean_with_count"),
+        "inconsistent",
+        "status clean requires redacted_values and rejected_values to be 0 or absent",
+        "`clean` means nothing was redacted or dropped",
+    ),
+    (
+        fixture!("invalid", "clean_in_1_0_0_document"),
+        "schema",
+        "/privacy/redaction/status",
+        "`clean` exists since 1.1.0; a 1.0.0 document is checked against the 1.0.0 schema",
+    ),
+    (
+        fixture!("invalid", "count_in_1_0_0_document"),
+        "schema",
+        "redacted_values",
+        "the counts exist since 1.1.0; a 1.0.0 document cannot carry them",
+    ),
+    (
         fixture!("invalid", "float_integer"),
         "schema",
         "/events/0/fields/files",
@@ -198,6 +230,84 @@ fn released_valid_fixtures_keep_validating() {
         assert_eq!(checked.version.as_str(), "1.0.0", "{name}");
         // Round trip: what we decode re-encodes to a payload that validates again.
         validate_payload(checked.envelope.to_json().as_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn released_1_1_fixtures_keep_validating() {
+    let expected = [
+        (RedactionStatus::Clean, 0, 0),
+        (RedactionStatus::Redacted, 1, 0),
+        (RedactionStatus::Rejected, 1, 1),
+    ];
+    for ((name, bytes), (status, redacted, rejected)) in VALID_V1_1.iter().zip(expected) {
+        let checked = validate_payload(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(checked.version.as_str(), "1.1.0", "{name}");
+        let r = &checked.envelope.privacy.redaction;
+        assert_eq!(
+            (r.status, r.redacted_values, r.rejected_values),
+            (status, redacted, rejected),
+            "{name}"
+        );
+        validate_payload(checked.envelope.to_json().as_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn a_1_0_0_document_is_a_valid_1_1_0_document() {
+    // 1.1.0 only added optional things: every 1.0.0 fixture, re-declared as 1.1.0, validates
+    // (`applied` stays valid, though 1.1 producers write clean / redacted / rejected).
+    for (name, bytes) in VALID_V1 {
+        let text = std::str::from_utf8(bytes).unwrap();
+        let text = text.replacen("\"version\": \"1.0.0\"", "\"version\": \"1.1.0\"", 1);
+        let checked = validate_payload(text.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(checked.version.as_str(), "1.1.0", "{name}");
+    }
+}
+
+#[test]
+fn a_1_0_0_envelope_built_in_rust_cannot_use_1_1_redaction() {
+    // The Rust-side check agrees with the frozen 1.0.0 schema, for envelopes never serialised.
+    let (_, bytes) = VALID_V1_1[2];
+    let mut envelope = validate_payload(bytes).unwrap().envelope;
+    envelope.schema.version = Version::new("1.0.0").unwrap();
+    let errors = envelope.check_consistency().unwrap_err();
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "/privacy/redaction/status: status rejected exists since format 1.1.0, but the document declares 1.0.0",
+            "/privacy/redaction/redacted_values: redacted_values exists since format 1.1.0, but the document declares 1.0.0",
+            "/privacy/redaction/rejected_values: rejected_values exists since format 1.1.0, but the document declares 1.0.0",
+        ]
+    );
+    // Every status/count combination that is not the 1.1 producer's rule is refused.
+    for (status, redacted, rejected, ok) in [
+        (RedactionStatus::NotApplicable, 0, 0, true),
+        (RedactionStatus::NotApplicable, 1, 0, false),
+        (RedactionStatus::Applied, 0, 0, true),
+        (RedactionStatus::Applied, 0, 1, false),
+        (RedactionStatus::Clean, 0, 0, true),
+        (RedactionStatus::Clean, 0, 1, false),
+        (RedactionStatus::Redacted, 2, 0, true),
+        (RedactionStatus::Redacted, 0, 0, false),
+        (RedactionStatus::Redacted, 1, 1, false),
+        (RedactionStatus::Rejected, 0, 1, true),
+        (RedactionStatus::Rejected, 3, 2, true),
+        (RedactionStatus::Rejected, 1, 0, false),
+    ] {
+        let mut e = validate_payload(VALID_V1_1[0].1).unwrap().envelope;
+        e.events.clear();
+        e.privacy.dp.clear();
+        e.privacy.redaction.status = status;
+        e.privacy.redaction.redacted_values = redacted;
+        e.privacy.redaction.rejected_values = rejected;
+        assert_eq!(
+            e.check_consistency().is_ok(),
+            ok,
+            "{status} {redacted} {rejected}: {:?}",
+            e.check_consistency()
+        );
     }
 }
 

@@ -185,13 +185,36 @@ fn assert_compatible(released: &Value, current: &Value, path: &str) {
     }
 }
 
+/// Frozen copies of every released envelope format version, oldest first.
+const RELEASED_ENVELOPES: &[(&str, &str)] = &[
+    (
+        "1.0.0",
+        include_str!("../schemas/v1/released/envelope-1.0.0.schema.json"),
+    ),
+    (
+        "1.1.0",
+        include_str!("../schemas/v1/released/envelope-1.1.0.schema.json"),
+    ),
+];
+
+fn parse(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
 #[test]
 fn v1_only_evolves_by_adding_optional_fields() {
-    let released: Value = serde_json::from_str(include_str!(
-        "../schemas/v1/released/envelope-1.0.0.schema.json"
-    ))
-    .unwrap();
-    assert_compatible(&released, &schema(), "");
+    // Each release is compatible with every earlier one (1.0.0 → 1.1.0), and the current
+    // schema with every release.
+    for (i, (old_version, old)) in RELEASED_ENVELOPES.iter().enumerate() {
+        for (new_version, new) in &RELEASED_ENVELOPES[i + 1..] {
+            assert_compatible(
+                &parse(old),
+                &parse(new),
+                &format!("{old_version}→{new_version}"),
+            );
+        }
+        assert_compatible(&parse(old), &schema(), &format!("{old_version}→current"));
+    }
     let released: Value = serde_json::from_str(include_str!(
         "../schemas/v1/released/catalog-1.0.0.schema.json"
     ))
@@ -199,6 +222,93 @@ fn v1_only_evolves_by_adding_optional_fields() {
     let current: Value =
         serde_json::from_str(telemetry_schema::catalog_schema_json(None).unwrap()).unwrap();
     assert_compatible(&released, &current, "");
+}
+
+/// Removes `description` and `title` everywhere (wording may change without a new version).
+fn without_wording(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| *k != "description" && *k != "title")
+                .map(|(k, c)| (k.clone(), without_wording(c)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_wording).collect()),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn the_version_this_build_writes_is_frozen_and_the_wire_format_matches_it() {
+    // Releasing a format version = freezing its schema under schemas/v1/released/. The schema
+    // the code generates must be exactly that frozen one (up to wording): changing the wire
+    // format means a new ENVELOPE_VERSION and a new frozen file (SPEC §6).
+    let (newest, frozen) = RELEASED_ENVELOPES.last().unwrap();
+    assert_eq!(*newest, telemetry_schema::ENVELOPE_VERSION);
+    assert_eq!(
+        without_wording(&parse(frozen)),
+        without_wording(&schema()),
+        "the generated envelope schema differs from released/envelope-{newest}.schema.json: \
+         a change of the wire format needs a new version (SPEC §6)"
+    );
+}
+
+#[test]
+fn each_known_version_gets_its_own_schema() {
+    // A 1.0.0 document is checked against the frozen 1.0.0 schema, which knows nothing of 1.1.
+    for (version, frozen) in RELEASED_ENVELOPES {
+        let served = envelope_schema_json(Some(version)).unwrap();
+        assert_eq!(
+            without_wording(&parse(served)),
+            without_wording(&parse(frozen)),
+            "{version}"
+        );
+    }
+    assert_eq!(
+        envelope_schema_json(Some("1.0.0")).unwrap(),
+        RELEASED_ENVELOPES[0].1
+    );
+    assert_eq!(
+        envelope_schema_json(Some("1.1.0")).unwrap(),
+        envelope_schema_json(None).unwrap()
+    );
+    let statuses = |text: &str| -> Vec<Value> {
+        parse(text)["$defs"]["RedactionStatus"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["const"].clone())
+            .collect()
+    };
+    assert_eq!(
+        statuses(envelope_schema_json(Some("1.0.0")).unwrap()),
+        [json!("applied"), json!("not_applicable")]
+    );
+    assert_eq!(
+        statuses(envelope_schema_json(Some("1.1.0")).unwrap()),
+        [
+            json!("applied"),
+            json!("not_applicable"),
+            json!("clean"),
+            json!("redacted"),
+            json!("rejected")
+        ]
+    );
+    let counts = |text: &str| -> Vec<bool> {
+        let props = &parse(text)["$defs"]["Redaction"]["properties"];
+        vec![
+            props.get("redacted_values").is_some(),
+            props.get("rejected_values").is_some(),
+        ]
+    };
+    assert_eq!(
+        counts(envelope_schema_json(Some("1.0.0")).unwrap()),
+        [false, false]
+    );
+    assert_eq!(
+        counts(envelope_schema_json(Some("1.1.0")).unwrap()),
+        [true, true]
+    );
 }
 
 #[test]
