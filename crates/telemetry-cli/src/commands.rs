@@ -66,7 +66,7 @@ pub enum Command {
     /// Estimate true proportions and means from payload files or directories (e.g. collected
     /// from many installs). Invalid files are reported and skipped.
     Aggregate {
-        /// Payload files, or directories searched for `*.json` files.
+        /// Payload files, or directories searched for payload files (`<run id>.json`).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<std::path::PathBuf>,
         /// A JSON list of rows instead of text.

@@ -364,10 +364,13 @@ fn aggregate_reads_files_and_directories_and_skips_bad_files_with_a_count() {
     for (i, f) in [FULL, MINIMAL].iter().enumerate() {
         let dir = collected.join(format!("install-{i}"));
         fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("p.json"), fixture(f)).unwrap();
+        let bytes = fixture(f);
+        fs::write(dir.join(format!("{}.json", run_id(&bytes))), bytes).unwrap();
     }
-    fs::write(collected.join("junk.json"), b"[1, 2").unwrap();
+    let junk = collected.join("01912d68-783e-7a03-8467-000000000000.json");
+    fs::write(&junk, b"[1, 2").unwrap();
     fs::write(collected.join("ignored.txt"), b"not a payload").unwrap();
+    fs::write(collected.join("ledger.json"), b"{}").unwrap();
     let lone = home.path().join("lone-payload");
     fs::write(&lone, fixture(FULL)).unwrap();
     let args = [
@@ -390,12 +393,7 @@ fn aggregate_reads_files_and_directories_and_skips_bad_files_with_a_count() {
     }
     assert!(r.err.contains("1 file skipped"), "{}", r.err);
     // Nothing valid at all is an error.
-    let r = run_in(
-        home.path(),
-        &[],
-        &["aggregate", collected.join("junk.json").to_str().unwrap()],
-        "",
-    );
+    let r = run_in(home.path(), &[], &["aggregate", junk.to_str().unwrap()], "");
     assert_eq!(r.code, exit::ERROR);
     let r = run_in(home.path(), &[], &["aggregate", "/nonexistent"], "");
     assert_eq!(r.code, exit::ERROR);

@@ -509,8 +509,9 @@ pub struct PayloadSet {
 pub const MAX_WALK_DEPTH: usize = 16;
 
 /// Reads payloads for aggregation: each input is a file (read whatever its name) or a
-/// directory, searched for `*.json` files up to [`MAX_WALK_DEPTH`] levels deep without
-/// following symlinks. Every file must validate; the others are skipped with a reason.
+/// directory, searched for payload files (`<run id>.json`) up to [`MAX_WALK_DEPTH`] levels
+/// deep without following symlinks. Every file read must validate; the others are skipped
+/// with a reason.
 pub fn read_payloads(inputs: &[PathBuf]) -> PayloadSet {
     let mut files = Vec::new();
     let mut set = PayloadSet::default();
@@ -531,6 +532,16 @@ pub fn read_payloads(inputs: &[PathBuf]) -> PayloadSet {
         }
     }
     set
+}
+
+/// `<run id>.json`: how payloads are named, in `uploads-pending/` and wherever they are
+/// collected. Other files in a searched directory (`ledger.json`, notes) are not read.
+fn is_payload_name(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "json")
+        && path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .is_some_and(|s| RunId::new(s).is_ok())
 }
 
 fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, skipped: &mut Vec<(PathBuf, String)>) {
@@ -556,7 +567,7 @@ fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, skipped: &mut Vec<(P
         let path = entry.path();
         if kind.is_dir() {
             walk(&path, depth + 1, files, skipped);
-        } else if kind.is_file() && path.extension().is_some_and(|x| x == "json") {
+        } else if kind.is_file() && is_payload_name(&path) {
             files.push(path);
         }
     }
