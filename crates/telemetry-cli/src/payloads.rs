@@ -192,15 +192,7 @@ pub(crate) fn verify(telemetry: &Telemetry, target: &str, json: bool, io: &mut I
     writeln!(out, "  schema version: {} (valid)", p.version)?;
     writeln!(out, "  size:           {} bytes", v.bytes.len())?;
     writeln!(out, "  sha256:         {}", v.sha256)?;
-    writeln!(
-        out,
-        "  redaction:      {} (rules version {})",
-        serde_json::to_value(privacy.redaction.status)
-            .ok()
-            .and_then(|s| s.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-        privacy.redaction.rules_version
-    )?;
+    writeln!(out, "  redaction:      {}", privacy.redaction.describe())?;
     writeln!(
         out,
         "  privacy budget: ε {} spent of a daily cap of {}; {} report(s) dropped at the cap",

@@ -159,6 +159,28 @@ fn verify_payload_shows_the_exact_bytes_their_hash_and_the_privacy_of_each_field
     let by_path: serde_json::Value = serde_json::from_str(&r.out).unwrap();
     assert_eq!(by_path["kind"], "pending");
     assert_eq!(by_path["sha256"], expected_sha);
+
+    // A 1.1.0 payload states how many text values were redacted.
+    let path = home.path().join("redacted.json");
+    fs::write(
+        &path,
+        fixture("../telemetry-schema/fixtures/v1/valid/redaction_redacted.json"),
+    )
+    .unwrap();
+    let r = run_in(
+        home.path(),
+        &[],
+        &["verify-payload", path.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(r.code, exit::OK, "{}", r.err);
+    assert!(r.out.contains("schema version: 1.1.0 (valid)"), "{}", r.out);
+    assert!(
+        r.out
+            .contains("redaction:      redacted: something was replaced in"),
+        "{}",
+        r.out
+    );
 }
 
 #[test]

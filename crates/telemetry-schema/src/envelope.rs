@@ -302,6 +302,37 @@ pub struct Redaction {
 }
 
 impl Redaction {
+    /// The section in plain words (`telemetry verify-payload`), e.g. `redacted: something was
+    /// replaced in 2 text values (rules 1.0.0)`.
+    pub fn describe(&self) -> String {
+        let values = |n: u32| {
+            if n == 1 {
+                "1 text value".to_owned()
+            } else {
+                format!("{n} text values")
+            }
+        };
+        let what = match self.status {
+            RedactionStatus::NotApplicable => "not applicable: no free text".to_owned(),
+            RedactionStatus::Applied => "applied to every text value".to_owned(),
+            RedactionStatus::Clean => "clean: no text value needed redaction".to_owned(),
+            RedactionStatus::Redacted => format!(
+                "redacted: something was replaced in {}",
+                values(self.redacted_values)
+            ),
+            RedactionStatus::Rejected => format!(
+                "rejected: {} dropped entirely (sent as null){}",
+                values(self.rejected_values),
+                if self.redacted_values > 0 {
+                    format!(", something replaced in {}", values(self.redacted_values))
+                } else {
+                    String::new()
+                }
+            ),
+        };
+        format!("{what} (rules {})", self.rules_version)
+    }
+
     /// The 1.1 redaction section for a run that recorded `clean` + `redacted` + `rejected` text
     /// values: `not_applicable` without text values, else `rejected` if any was dropped, else
     /// `redacted` if any had something replaced, else `clean`.
