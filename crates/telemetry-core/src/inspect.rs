@@ -472,7 +472,22 @@ fn purge_targets(paths: &Paths) -> Vec<PathBuf> {
             targets.extend(files);
         }
     }
-    targets.extend([paths.ledger_file(), paths.notice_marker()]);
+    targets.extend([
+        paths.ledger_file(),
+        crate::recorder::ledger_lock_path(&paths.ledger_file()),
+        paths.notice_marker(),
+    ]);
+    // Temporary files of an atomic write that was killed (config, ledger).
+    if let Ok(entries) = std::fs::read_dir(paths.root()) {
+        let mut leftovers: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .map(|e| e.path())
+            .collect();
+        leftovers.sort();
+        targets.extend(leftovers);
+    }
     let config = paths.config_file();
     if config_is_telemetry_only(&config) {
         targets.push(config);

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -432,34 +431,36 @@ impl Recorder {
     }
 
     /// Reserves ε for as many buffered reports as fit under today's cap, under a lock on
-    /// the ledger file. The charge depends only on which events were recorded, never on
-    /// their values.
+    /// `ledger.lock`, so the cap holds across concurrent processes. The charge depends only
+    /// on which events were recorded, never on their values. The ledger is replaced
+    /// atomically: a crash leaves the old or the new ledger, never an empty one. A ledger
+    /// that exists but cannot be read fails closed: today's budget counts as spent.
     fn charge(&self, recorded: Vec<Recorded>) -> Result<(Vec<Recorded>, LedgerState), RecordError> {
         let path = &self.ledger_file;
         let io = |e: std::io::Error| RecordError::Io(path.clone(), e.to_string());
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode_0600()
-            .open(path)
-            .map_err(io)?;
-        file.lock().map_err(io)?;
-        let mut text = String::new();
-        (&file)
-            .take(64 * 1024)
-            .read_to_string(&mut text)
-            .map_err(io)?;
+        let _lock = lock(&ledger_lock_path(path))?;
         let today = self.day.to_string();
-        let mut ledger: Ledger = serde_json::from_str(&text).unwrap_or_default();
+        let cap = self.limits.daily_epsilon_cap;
+        let mut ledger = match store::read_bounded(path, 64 * 1024) {
+            Ok(None) => Ledger::default(),
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or(Ledger {
+                day: today.clone(),
+                epsilon_spent: f64::INFINITY,
+            }),
+            Err(_) => Ledger {
+                day: today.clone(),
+                epsilon_spent: f64::INFINITY,
+            },
+        };
         if ledger.day != today {
             ledger = Ledger {
                 day: today,
                 epsilon_spent: 0.0,
             };
         }
-        let cap = self.limits.daily_epsilon_cap;
+        if !ledger.epsilon_spent.is_finite() || ledger.epsilon_spent < 0.0 {
+            ledger.epsilon_spent = cap;
+        }
         let mut kept = Vec::with_capacity(recorded.len());
         let mut dropped = 0u32;
         for r in recorded {
@@ -472,10 +473,11 @@ impl Recorder {
             }
         }
         let bytes = serde_json::to_vec(&ledger).map_err(|e| io(e.into()))?;
-        file.set_len(0).map_err(io)?;
-        file.rewind().map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
+        let (dir, name) = match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
+            (Some(dir), Some(name)) => (dir, name),
+            _ => return Err(io(std::io::ErrorKind::InvalidInput.into())),
+        };
+        store::write_atomic(dir, name, &bytes, 0o600).map_err(io)?;
         Ok((
             kept,
             LedgerState {
@@ -485,6 +487,12 @@ impl Recorder {
             },
         ))
     }
+}
+
+/// The lock file that serialises ledger updates (`ledger.lock` next to `ledger.json`): the
+/// ledger itself is replaced by rename, which a lock on it would not survive.
+pub(crate) fn ledger_lock_path(ledger: &Path) -> PathBuf {
+    ledger.with_extension("lock")
 }
 
 /// The cache key of a randomised field value; `None` for values that are not randomised
@@ -530,14 +538,31 @@ fn lock(path: &Path) -> Result<File, RecordError> {
     Ok(file)
 }
 
+/// Age after which a temporary file in `uploads-pending/` is a leftover of a killed writer.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Deletes the oldest pending payloads (run ids are UUIDv7, so names sort by age) until at
 /// most `max_pending_files` and `max_pending_bytes` remain.
 fn enforce_bounds(dir: &Path, limits: Limits) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    // Temporary files of a writer killed mid-flush: never read, but they must not pile up.
+    // Only old ones go, so a concurrent writer's file is never touched.
+    for e in &entries {
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_TEMP_AGE);
+        if stale && e.file_name().to_string_lossy().starts_with(".tmp-") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
     let mut files: Vec<(PathBuf, u64)> = entries
-        .filter_map(Result::ok)
+        .iter()
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .filter_map(|e| Some((e.path(), e.metadata().ok()?.len())))
         .collect();

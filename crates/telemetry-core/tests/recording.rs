@@ -167,6 +167,51 @@ fn the_daily_cap_drops_reports_and_says_so() {
 }
 
 #[test]
+fn an_unreadable_ledger_fails_closed_and_is_replaced_atomically() {
+    for garbage in [
+        &b""[..],
+        b"{\"day\": 3",
+        b"\xff\xfe",
+        b"{\"day\":\"x\",\"epsilon_spent\":-5}",
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        handle(home.path(), &[]).enable().unwrap();
+        let ledger = home.path().join(".config/acme/ledger.json");
+        fs::write(&ledger, garbage).unwrap();
+        let t = handle(home.path(), &[]);
+        t.record(&CommandRun {
+            outcome: Outcome::Success,
+            duration: Duration::from_secs(1),
+            flag: true,
+            note: None,
+        });
+        let path = t.flush().unwrap().unwrap();
+        let env = telemetry_schema::validate_payload(&fs::read(path).unwrap())
+            .unwrap()
+            .envelope;
+        let what = String::from_utf8_lossy(garbage);
+        if garbage.starts_with(b"{\"day\":\"x\"") {
+            // A well-formed ledger of another day: a new day, a fresh budget.
+            assert_eq!(env.events.len(), 2, "{what}");
+            continue;
+        }
+        // Today's budget counts as spent: both reports dropped, and said so.
+        assert_eq!(env.events.len(), 0, "{what}");
+        assert_eq!(env.privacy.ledger.dropped_reports, 2, "{what}");
+        assert_eq!(
+            env.privacy.ledger.epsilon_spent,
+            env.privacy.ledger.epsilon_cap
+        );
+        // The ledger was rewritten whole (by rename), readable and 0600.
+        let rewritten: serde_json::Value =
+            serde_json::from_slice(&fs::read(&ledger).unwrap()).unwrap();
+        assert_eq!(rewritten["epsilon_spent"], env.privacy.ledger.epsilon_cap);
+        let mode = fs::metadata(&ledger).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+#[test]
 fn preview_renders_locally_even_under_dnt_without_identifiers_or_budget() {
     let home = tempfile::tempdir().unwrap();
     let path = run(
