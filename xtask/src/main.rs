@@ -3,10 +3,13 @@
 //! - `cargo xtask codegen [--check]` writes (or checks) the committed JSON Schemas.
 //! - `cargo xtask audit [--json]` proves the crate split: no network in default builds.
 //! - `cargo xtask ci` runs everything CI runs.
+//! - `cargo xtask bench-cli` times `telemetry status`/`show`/`verify-payload` as whole processes
+//!   against a hello-world binary (not part of `ci`: a measurement, not a test).
 //!
 //! Invariant: xtask is never a dependency of a shipped crate; it may do anything a developer may do.
 
 mod audit;
+mod bench;
 mod ci;
 mod codegen;
 
@@ -18,8 +21,11 @@ fn main() -> ExitCode {
         Some("codegen") => codegen::run(&args[1..]),
         Some("audit") => audit::run(&args[1..]),
         Some("ci") => ci::run(&args[1..]),
+        Some("bench-cli") => bench::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <codegen [--check] | audit [--json] | ci>");
+            eprintln!(
+                "usage: cargo xtask <codegen [--check] | audit [--json] | ci | bench-cli [--iterations N] [--payloads N]>"
+            );
             return ExitCode::from(2);
         }
     };
