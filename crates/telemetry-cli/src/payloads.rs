@@ -79,7 +79,7 @@ pub(crate) fn show(telemetry: &Telemetry, json: bool, io: &mut Io<'_>) -> Outcom
             )?,
             _ => writeln!(
                 io.out,
-                "  {} bytes, INVALID: {}",
+                "  {} bytes, UNREADABLE: {}",
                 p.size,
                 p.problem.as_deref().unwrap_or("unreadable")
             )?,

@@ -379,7 +379,7 @@ fn end_to_end_enable_work_show_verify_disable() {
     for row in &listed {
         let id = row["run_id"].as_str().unwrap();
         assert_eq!(row["kind"], "pending");
-        assert_eq!(row["valid"], true, "{row}");
+        assert_eq!(row["readable"], true, "{row}");
         assert!(human.stdout.contains(id), "show does not list {id}");
 
         let verify = |extra: &[(&str, &str)]| {

@@ -105,7 +105,7 @@ fn show_lists_pending_and_preview_payloads_with_why_they_are_not_sendable() {
     let row = |id: &str| rows.iter().find(|r| r["run_id"] == id).unwrap();
     let p = row(&full);
     assert_eq!(p["kind"], "pending");
-    assert_eq!(p["valid"], true);
+    assert_eq!(p["readable"], true);
     assert_eq!(p["sendable"], false);
     assert_eq!(
         p["sendable_reason"],
@@ -118,7 +118,7 @@ fn show_lists_pending_and_preview_payloads_with_why_they_are_not_sendable() {
     assert_eq!(p["kind"], "preview");
     assert_eq!(p["sendable_reason"], "preview payloads are never sent");
     let p = row("0000-broken");
-    assert_eq!(p["valid"], false);
+    assert_eq!(p["readable"], false);
     assert!(p["problem"].as_str().unwrap().contains("malformed JSON"));
 }
 

@@ -145,7 +145,7 @@ fn inspect(c: &mut Criterion) {
     let t = handle(home.path(), false);
     let listed = t.payloads();
     assert_eq!(listed.len(), PENDING_PAYLOADS);
-    assert!(listed.iter().all(|p| p.valid));
+    assert!(listed.iter().all(|p| p.readable));
     c.bench_function("payloads_20_pending", |b| {
         b.iter(|| black_box(t.payloads()))
     });

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use telemetry_schema::{
-    Envelope, MAX_PAYLOAD_BYTES, RunId, ValidatedPayload, ValidationError, validate_payload,
+    Envelope, MAX_PAYLOAD_BYTES, RunId, ValidatedPayload, ValidationError, decode_payload,
+    validate_payload,
 };
 
 use crate::decision::Stage;
@@ -57,9 +58,11 @@ pub struct PayloadSummary {
     pub schema_version: Option<String>,
     /// Number of events, when it validates.
     pub events: Option<usize>,
-    /// Whether it validates against the schema of its declared version.
-    pub valid: bool,
-    /// Why it does not validate or could not be read.
+    /// Whether it decodes as a consistent envelope of a known version (everything but the
+    /// JSON-Schema check, which `verify_payload` adds: compiling the schema would cost
+    /// `show` more than the rest of the process).
+    pub readable: bool,
+    /// Why it could not be read or decoded.
     pub problem: Option<String>,
     /// Whether it may be sent now.
     pub sendable: bool,
@@ -279,9 +282,9 @@ impl Telemetry {
                 let size = std::fs::metadata(&path).map_or(0, |m| m.len());
                 let checked = read_payload_file(&path)
                     .map_err(|e| e.to_string())
-                    .and_then(|bytes| validate_payload(&bytes).map_err(|e| e.to_string()));
-                let valid = checked.is_ok();
-                let Sendability { sendable, reason } = self.sendability(kind, valid);
+                    .and_then(|bytes| decode_payload(&bytes).map_err(|e| e.to_string()));
+                let readable = checked.is_ok();
+                let Sendability { sendable, reason } = self.sendability(kind, readable);
                 let (day, schema_version, events, problem) = match checked {
                     Ok(p) => (
                         Some(p.envelope.period.day.to_string()),
@@ -299,7 +302,7 @@ impl Telemetry {
                     day,
                     schema_version,
                     events,
-                    valid,
+                    readable,
                     problem,
                     sendable,
                     sendable_reason: reason,

@@ -102,5 +102,5 @@ pub use ids::{
 };
 pub use validate::{
     MAX_DEPTH, MAX_PAYLOAD_BYTES, UnsupportedVersion, ValidatedPayload, ValidationError, Violation,
-    catalog_schema_json, envelope_schema_json, validate_catalog, validate_payload,
+    catalog_schema_json, decode_payload, envelope_schema_json, validate_catalog, validate_payload,
 };

@@ -2,7 +2,7 @@
 
 use telemetry_schema::{
     ConsistencyError, MAX_DEPTH, MAX_PAYLOAD_BYTES, RedactionStatus, ValidationError, Version,
-    validate_payload,
+    decode_payload, validate_payload,
 };
 
 macro_rules! fixture {
@@ -309,6 +309,29 @@ fn a_1_0_0_envelope_built_in_rust_cannot_use_1_1_redaction() {
             e.check_consistency()
         );
     }
+}
+
+/// `decode_payload` (for listing) is `validate_payload` minus the JSON Schema: it agrees on
+/// every valid fixture, and refuses every invalid one whose reason is not a schema rule.
+#[test]
+fn decode_payload_is_validate_payload_without_the_schema() {
+    for (name, bytes) in VALID_V1.iter().chain(VALID_V1_1) {
+        let full = validate_payload(bytes).unwrap();
+        let decoded = decode_payload(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(decoded.envelope, full.envelope, "{name}");
+        assert_eq!(decoded.version, full.version, "{name}");
+    }
+    let mut refused = 0;
+    for ((name, bytes), expected_kind, _, _) in INVALID_V1 {
+        let full = validate_payload(bytes).unwrap_err();
+        if *expected_kind == "schema" {
+            continue;
+        }
+        let err = decode_payload(bytes).expect_err(name);
+        assert_eq!(kind(&err), kind(&full), "{name}: {err}");
+        refused += 1;
+    }
+    assert!(refused >= 5, "only {refused} non-schema invalid fixtures");
 }
 
 #[test]
