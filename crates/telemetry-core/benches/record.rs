@@ -6,6 +6,7 @@
 
 use std::hint::black_box;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use telemetry_core::event::{Event, FieldDecl, Value};
@@ -57,24 +58,43 @@ fn record(c: &mut Criterion) {
     });
 
     handle(home.path(), &[]).enable().unwrap();
-    let enabled = handle(home.path(), &[]);
-    assert!(enabled.is_enabled());
+    // A run records thousands of events at most: each handle takes up to 10,000 reports
+    // and is then dropped without writing, so the buffer never grows to the gigabytes a
+    // single handle would reach over criterion's millions of iterations. Handle creation
+    // and drop are outside the timed loop.
+    fn in_runs(home: &Path, iters: u64, mut report: impl FnMut(&Telemetry, u64)) -> Duration {
+        let mut total = Duration::ZERO;
+        let mut done = 0;
+        while done < iters {
+            let t = handle(home, &[]);
+            assert!(t.is_enabled());
+            let n = (iters - done).min(10_000);
+            let start = Instant::now();
+            for i in 0..n {
+                report(&t, done + i);
+            }
+            total += start.elapsed();
+            t.disable(); // do not write the benchmark's events at drop
+            done += n;
+        }
+        total
+    }
     c.bench_function("record_enabled_two_fields", |b| {
-        b.iter(|| enabled.record(black_box(&event)))
+        b.iter_custom(|iters| in_runs(home.path(), iters, |t, _| t.record(black_box(&event))))
     });
     // Realistic use: a few hundred distinct values, each randomised once and then served
     // from the answer cache.
-    let mut i = 0i64;
     c.bench_function("record_enabled_varied_values", |b| {
-        b.iter(|| {
-            i = (i + 1) % 300;
-            enabled.record(black_box(&FeatureUsed {
-                flag: i % 2 == 0,
-                size: i % 101,
-            }))
+        b.iter_custom(|iters| {
+            in_runs(home.path(), iters, |t, i| {
+                let i = (i % 300) as i64;
+                t.record(black_box(&FeatureUsed {
+                    flag: i % 2 == 0,
+                    size: i % 101,
+                }))
+            })
         })
     });
-    enabled.disable(); // do not write the benchmark's millions of events at drop
 
     // The first report of a value: computes the memoised answer (HMAC-SHA-256 per field).
     // A fresh handle per batch so that nothing is cached yet.
