@@ -77,12 +77,14 @@ struct Binaries {
     acme: PathBuf,
 }
 
-/// `cargo build --release` of the `telemetry` binary and the `hello` and `acme` examples;
-/// the paths come from cargo's own messages, so any target directory works.
+/// `cargo build --profile dist` (how binaries ship: release with fat LTO) of the `telemetry`
+/// binary and the `hello` and `acme` examples; the paths come from cargo's own messages, so any
+/// target directory works.
 fn build(root: &Path) -> anyhow::Result<Binaries> {
     let args = [
         "build",
-        "--release",
+        "--profile",
+        "dist",
         "--message-format=json-render-diagnostics",
         "-p",
         "telemetry-cli",
@@ -102,7 +104,7 @@ fn build(root: &Path) -> anyhow::Result<Binaries> {
         .output()
         .context("running cargo build")?;
     if !output.status.success() {
-        bail!("cargo build --release failed ({})", output.status);
+        bail!("cargo build --profile dist failed ({})", output.status);
     }
     let (mut telemetry, mut hello, mut acme) = (None, None, None);
     for line in String::from_utf8_lossy(&output.stdout).lines() {

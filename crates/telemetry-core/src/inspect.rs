@@ -279,8 +279,12 @@ impl Telemetry {
             .into_iter()
             .map(|(path, kind)| {
                 let run_id = run_id_of(&path);
-                let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-                let checked = read_payload_file(&path)
+                let bytes = read_payload_file(&path);
+                let size = match &bytes {
+                    Ok(bytes) => bytes.len() as u64,
+                    Err(_) => std::fs::metadata(&path).map_or(0, |m| m.len()),
+                };
+                let checked = bytes
                     .map_err(|e| e.to_string())
                     .and_then(|bytes| decode_payload(&bytes).map_err(|e| e.to_string()));
                 let readable = checked.is_ok();

@@ -5,7 +5,6 @@
 //! writes it atomically to `uploads-pending/<run_id>.json` (mode 0600) — or, in preview
 //! mode, to `previews/`, charging nothing and using only throw-away identifiers.
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -367,7 +366,7 @@ impl Recorder {
         for r in kept {
             let compiled = &self.events[r.event];
             let name = Identifier::new(compiled.info.name).map_err(|e| decl(e.to_string()))?;
-            let mut fields = BTreeMap::new();
+            let mut fields = telemetry_schema::Fields::new();
             for (decl_field, value) in compiled.info.fields.iter().zip(r.values) {
                 let field = Identifier::new(decl_field.name()).map_err(|e| decl(e.to_string()))?;
                 if seen.insert((compiled.info.name, decl_field.name())) {

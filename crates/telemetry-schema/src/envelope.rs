@@ -188,15 +188,13 @@ pub struct TextValue {
 /// Integers are reported after discrete Laplace noise and **may fall outside the declared
 /// range**; the estimators expect exactly that. `null` means the app did not record this
 /// optional field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum FieldValue {
     /// A boolean (randomised response or a 1BitMean bit).
     Bool(bool),
     /// An integer (noised; may be outside the declared range).
-    Integer(
-        #[schemars(range(min = -9_007_199_254_740_991i64, max = 9_007_199_254_740_991i64))] i64,
-    ),
+    Integer(#[schemars(range(min = -MAX_SAFE_INTEGER, max = MAX_SAFE_INTEGER))] i64),
     /// A closed-enum label.
     Label(Label),
     /// A version.
@@ -218,6 +216,238 @@ impl FieldValue {
     }
 }
 
+/// Largest magnitude of an integer field value: 2^53 − 1, the largest integer every JSON reader
+/// represents exactly (the schema's `minimum` / `maximum`).
+pub const MAX_SAFE_INTEGER: i64 = 9_007_199_254_740_991;
+
+/// Decodes by the JSON token's type instead of serde's `untagged` (which buffers every value and
+/// tries each variant in turn): one pass, and errors that say what was wrong. Accepts exactly what
+/// the schema's `FieldValue` accepts: a boolean, an integer within ±[`MAX_SAFE_INTEGER`], a
+/// label, a version (a string that is both is a label), or `{"redacted": text}`.
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = FieldValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a boolean, an integer, a label, a version or {\"redacted\": text}")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<FieldValue, E> {
+                Ok(FieldValue::Bool(v))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<FieldValue, E> {
+                if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&v) {
+                    Ok(FieldValue::Integer(v))
+                } else {
+                    Err(E::custom(format_args!(
+                        "integer {v} is outside ±{MAX_SAFE_INTEGER}"
+                    )))
+                }
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<FieldValue, E> {
+                match i64::try_from(v) {
+                    Ok(v) => self.visit_i64(v),
+                    Err(_) => Err(E::custom(format_args!(
+                        "integer {v} is outside ±{MAX_SAFE_INTEGER}"
+                    ))),
+                }
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FieldValue, E> {
+                if let Ok(label) = Label::new(v) {
+                    return Ok(FieldValue::Label(label));
+                }
+                Version::new(v).map(FieldValue::Version).map_err(|_| {
+                    E::custom(format_args!(
+                        "{:?} is neither a label nor a version",
+                        v.chars().take(80).collect::<String>()
+                    ))
+                })
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<FieldValue, A::Error> {
+                TextValue::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(FieldValue::Text)
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// An event's field values by name (`None`: not recorded), in name order, each name once; on the
+/// wire a JSON object of at most [`MAX_FIELDS`] members.
+///
+/// A sorted vector rather than a `BTreeMap`: events carry a handful of fields, and a map's node
+/// costs several times their size, which a payload of thousands of events pays in memory and time.
+/// Decoding keeps the last of repeated names, as a JSON object does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields(Vec<(Identifier, Option<FieldValue>)>);
+
+impl Fields {
+    /// No fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many fields.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The value of field `name`, if the event has that field.
+    pub fn get(&self, name: &str) -> Option<&Option<FieldValue>> {
+        self.position(name).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Sets field `name`; returns the value it replaced.
+    pub fn insert(
+        &mut self,
+        name: Identifier,
+        value: Option<FieldValue>,
+    ) -> Option<Option<FieldValue>> {
+        match self.position(name.as_str()) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (name, value));
+                None
+            }
+        }
+    }
+
+    /// Every field in name order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Identifier, &Option<FieldValue>)> {
+        self.0.iter().map(|(name, value)| (name, value))
+    }
+
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(n, _)| n.as_str().cmp(name))
+    }
+}
+
+impl FromIterator<(Identifier, Option<FieldValue>)> for Fields {
+    /// In name order; of repeated names the last wins.
+    fn from_iter<I: IntoIterator<Item = (Identifier, Option<FieldValue>)>>(iter: I) -> Self {
+        let mut all: Vec<_> = iter.into_iter().collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut fields: Vec<(Identifier, Option<FieldValue>)> = Vec::with_capacity(all.len());
+        for (name, value) in all {
+            match fields.last_mut() {
+                Some(last) if last.0 == name => last.1 = value,
+                _ => fields.push((name, value)),
+            }
+        }
+        Self(fields)
+    }
+}
+
+impl<const N: usize> From<[(Identifier, Option<FieldValue>); N]> for Fields {
+    fn from(fields: [(Identifier, Option<FieldValue>); N]) -> Self {
+        fields.into_iter().collect()
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = (&'a Identifier, &'a Option<FieldValue>);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Identifier, Option<FieldValue>)>,
+        fn(&'a (Identifier, Option<FieldValue>)) -> (&'a Identifier, &'a Option<FieldValue>),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(name, value)| (name, value))
+    }
+}
+
+impl std::ops::Index<&Identifier> for Fields {
+    type Output = Option<FieldValue>;
+
+    /// Panics if the event has no field `name`, like a map's index.
+    fn index(&self, name: &Identifier) -> &Option<FieldValue> {
+        match self.get(name.as_str()) {
+            Some(value) => value,
+            None => panic!("no field {name}"),
+        }
+    }
+}
+
+impl Serialize for Fields {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Fields;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of field values")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
+                let mut all = Vec::with_capacity(map.size_hint().unwrap_or(4).min(MAX_FIELDS));
+                while let Some(entry) = map.next_entry::<Identifier, Option<FieldValue>>()? {
+                    all.push(entry);
+                }
+                let fields = Fields::from_iter(all);
+                if fields.len() > MAX_FIELDS {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "{} fields, more than the {MAX_FIELDS} an event may carry",
+                        fields.len()
+                    )));
+                }
+                Ok(fields)
+            }
+        }
+
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// The schema of the map it stands for (the generated schemas stay as they were).
+impl JsonSchema for Fields {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        <BTreeMap<Identifier, Option<FieldValue>>>::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        <BTreeMap<Identifier, Option<FieldValue>>>::schema_id()
+    }
+
+    fn inline_schema() -> bool {
+        <BTreeMap<Identifier, Option<FieldValue>>>::inline_schema()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <BTreeMap<Identifier, Option<FieldValue>>>::json_schema(generator)
+    }
+}
+
 /// One event: a catalogue name and its typed fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -226,7 +456,7 @@ pub struct Event {
     pub name: Identifier,
     /// Field values by field name; `null` means not recorded.
     #[schemars(extend("maxProperties" = 64, "propertyNames" = {"pattern": "^[a-z][a-z0-9_]{0,63}$"}))]
-    pub fields: BTreeMap<Identifier, Option<FieldValue>>,
+    pub fields: Fields,
 }
 
 /// What the redactor did to the payload's text values.
@@ -720,6 +950,93 @@ impl Envelope {
                     "rejected_values".into(),
                 );
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(name: &str) -> Identifier {
+        Identifier::new(name).unwrap()
+    }
+
+    #[test]
+    fn fields_stay_sorted_and_unique() {
+        let mut fields = Fields::from([(id("b"), None), (id("a"), Some(FieldValue::Bool(true)))]);
+        assert_eq!(fields.insert(id("c"), Some(FieldValue::Integer(3))), None);
+        assert_eq!(
+            fields.insert(id("b"), Some(FieldValue::Integer(2))),
+            Some(None)
+        );
+        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(fields.get("b"), Some(&Some(FieldValue::Integer(2))));
+        assert_eq!(fields.get("d"), None);
+        assert_eq!(fields[&id("a")], Some(FieldValue::Bool(true)));
+        assert_eq!(
+            serde_json::to_string(&fields).unwrap(),
+            r#"{"a":true,"b":2,"c":3}"#
+        );
+    }
+
+    #[test]
+    fn fields_decode_like_a_json_object() {
+        // A repeated name: the last value wins, as in serde_json's own maps.
+        let fields: Fields = serde_json::from_str(r#"{"z": 1, "a": null, "z": 2}"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&fields).unwrap(),
+            r#"{"a":null,"z":2}"#
+        );
+        let too_many: String = format!(
+            "{{{}}}",
+            (0..=MAX_FIELDS)
+                .map(|i| format!("\"f{i}\": null"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let err = serde_json::from_str::<Fields>(&too_many).unwrap_err();
+        assert!(
+            err.to_string().contains("65 fields, more than the 64"),
+            "{err}"
+        );
+        assert!(serde_json::from_str::<Fields>(r#"{"Bad": 1}"#).is_err());
+        assert!(serde_json::from_str::<Fields>("[]").is_err());
+    }
+
+    #[test]
+    fn field_values_decode_by_token_type() {
+        let decode = |json: &str| serde_json::from_str::<FieldValue>(json);
+        assert_eq!(decode("true").unwrap(), FieldValue::Bool(true));
+        assert_eq!(
+            decode("-9007199254740991").unwrap(),
+            FieldValue::Integer(-MAX_SAFE_INTEGER)
+        );
+        assert_eq!(
+            decode("\"build\"").unwrap(),
+            FieldValue::Label("build".parse().unwrap())
+        );
+        // A string that is both a label and a version is a label, as the schema's first match.
+        assert!(matches!(decode("\"1.2.3\"").unwrap(), FieldValue::Label(_)));
+        assert!(matches!(
+            decode("\"1.2.3-RC1\"").unwrap(),
+            FieldValue::Version(_)
+        ));
+        assert!(matches!(
+            decode(r#"{"redacted": "x"}"#).unwrap(),
+            FieldValue::Text(_)
+        ));
+        for (bad, message) in [
+            ("9007199254740992", "outside"),
+            ("18446744073709551615", "outside"),
+            ("1.0", "floating point"),
+            ("\"Not Label\"", "neither a label nor a version"),
+            (r#"{"redacted": "x", "more": 1}"#, "unknown field"),
+            ("[true]", "sequence"),
+        ] {
+            let err = decode(bad).unwrap_err().to_string();
+            assert!(err.contains(message), "{bad}: {err}");
         }
     }
 }

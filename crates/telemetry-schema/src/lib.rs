@@ -26,7 +26,6 @@
 //!
 //! ## Example: build an envelope, serialise it, validate it
 //! ```
-//! use std::collections::BTreeMap;
 //! use telemetry_schema::*;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -42,7 +41,7 @@
 //!     events: vec![Event {
 //!         name: Identifier::new("command_run")?,
 //!         // already randomised by the core:
-//!         fields: BTreeMap::from([(Identifier::new("ok")?, Some(FieldValue::Bool(true)))]),
+//!         fields: Fields::from([(Identifier::new("ok")?, Some(FieldValue::Bool(true)))]),
 //!     }],
 //!     privacy: Privacy {
 //!         // No text field recorded: `not_applicable`, no counts (see `Redaction::from_counts`).
@@ -86,8 +85,8 @@ pub use dp::{
 };
 pub use envelope::{
     Arch, ConsistencyError, ENVELOPE_SCHEMA_ID, ENVELOPE_VERSION, Envelope, EnvelopeSchemaId,
-    EnvelopeSchemaRef, Event, FieldPrivacy, FieldValue, Ids, LedgerState, MAX_EVENTS, MAX_FIELDS,
-    NameVersion, Os, Period, Platform, Privacy, REDACTION_OUTCOMES_SINCE, Redaction,
+    EnvelopeSchemaRef, Event, FieldPrivacy, FieldValue, Fields, Ids, LedgerState, MAX_EVENTS,
+    MAX_FIELDS, NameVersion, Os, Period, Platform, Privacy, REDACTION_OUTCOMES_SINCE, Redaction,
     RedactionStatus, TextValue,
 };
 pub use estimate::{

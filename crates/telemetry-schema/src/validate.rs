@@ -12,10 +12,13 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::catalog::{CATALOG_VERSION, Catalog};
-use crate::envelope::{ConsistencyError, ENVELOPE_SCHEMA_ID, ENVELOPE_VERSION, Envelope};
+use crate::envelope::{
+    ConsistencyError, ENVELOPE_SCHEMA_ID, ENVELOPE_VERSION, Envelope, Event, MAX_EVENTS,
+};
 use crate::ids::Version;
 
 /// Largest accepted document, in bytes (4 MiB).
@@ -305,6 +308,12 @@ pub fn catalog_schema_json(version: Option<&str>) -> Result<&'static str, Unsupp
 
 /// Size, UTF-8 and depth checks, then parse. Shared by envelopes and catalogues.
 pub fn parse_bounded(bytes: &[u8]) -> Result<Value, ValidationError> {
+    let text = bounded_text(bytes)?;
+    serde_json::from_str(text).map_err(malformed)
+}
+
+/// Size, UTF-8 and depth checks: the bytes as text, not yet parsed.
+fn bounded_text(bytes: &[u8]) -> Result<&str, ValidationError> {
     if bytes.len() > MAX_PAYLOAD_BYTES {
         return Err(ValidationError::TooLarge {
             size: bytes.len(),
@@ -315,11 +324,15 @@ pub fn parse_bounded(bytes: &[u8]) -> Result<Value, ValidationError> {
         valid_up_to: e.valid_up_to(),
     })?;
     check_depth(text.as_bytes())?;
-    serde_json::from_str(text).map_err(|e| ValidationError::Malformed {
+    Ok(text)
+}
+
+fn malformed(e: serde_json::Error) -> ValidationError {
+    ValidationError::Malformed {
         line: e.line(),
         column: e.column(),
         message: truncate(&e.to_string(), 200),
-    })
+    }
 }
 
 /// Scans bytes for array/object nesting deeper than [`MAX_DEPTH`], skipping string contents.
@@ -360,10 +373,16 @@ fn compile(text: &str) -> Compiled {
         .map_err(|e| e.to_string())
 }
 
+static COMPILED: [OnceLock<Compiled>; ENVELOPE_VERSIONS.len()] =
+    [const { OnceLock::new() }; ENVELOPE_VERSIONS.len()];
+
+/// Whether the schema of `ENVELOPE_VERSIONS[index]` is compiled already.
+fn envelope_validator_ready(index: usize) -> bool {
+    COMPILED.get(index).is_some_and(|cell| cell.get().is_some())
+}
+
 /// The compiled schema of `ENVELOPE_VERSIONS[index]`, compiled on first use.
 fn envelope_validator(index: usize) -> Result<&'static jsonschema::Validator, ValidationError> {
-    static COMPILED: [OnceLock<Compiled>; ENVELOPE_VERSIONS.len()] =
-        [const { OnceLock::new() }; ENVELOPE_VERSIONS.len()];
     let (Some(cell), Some((_, text))) = (COMPILED.get(index), ENVELOPE_VERSIONS.get(index)) else {
         return Err(ValidationError::Internal(format!(
             "no envelope schema number {index}"
@@ -422,7 +441,153 @@ pub fn decode_payload(bytes: &[u8]) -> Result<ValidatedPayload, ValidationError>
 }
 
 fn decode(bytes: &[u8], against_schema: bool) -> Result<ValidatedPayload, ValidationError> {
-    let value = parse_bounded(bytes)?;
+    if bytes.len() > MAX_PAYLOAD_BYTES {
+        return Err(ValidationError::TooLarge {
+            size: bytes.len(),
+            limit: MAX_PAYLOAD_BYTES,
+        });
+    }
+    let newest = ENVELOPE_VERSIONS.len() - 1;
+    if against_schema && !envelope_validator_ready(newest) {
+        // The first validation in a process: compiling the schema costs about as much as parsing
+        // a large document, so the newest version's (what nearly every document declares) is
+        // compiled on a second thread meanwhile. Computation only; the result is the same.
+        return std::thread::scope(|scope| {
+            scope.spawn(|| envelope_validator(newest));
+            decode_bytes(bytes, against_schema)
+        });
+    }
+    decode_bytes(bytes, against_schema)
+}
+
+/// The fast path first; whatever it does not accept goes the reference way. The fast path
+/// skips the UTF-8 and depth scans: serde_json checks UTF-8 as it reads, a typed envelope
+/// cannot nest deeper than a few levels, and anything it refuses is scanned by the reference.
+fn decode_bytes(bytes: &[u8], against_schema: bool) -> Result<ValidatedPayload, ValidationError> {
+    let fast = if against_schema {
+        decode_split(bytes)
+    } else {
+        decode_typed(bytes)
+    };
+    fast.unwrap_or_else(|| decode_whole(bounded_text(bytes)?, against_schema))
+}
+
+/// The fast path without the schema: the typed [`Envelope`] straight from the bytes, then the
+/// header checks of [`declared_version`] on what it decoded. `None`: not accepted here (the
+/// reference path decides and reports).
+fn decode_typed(bytes: &[u8]) -> Option<Result<ValidatedPayload, ValidationError>> {
+    let envelope: Envelope = serde_json::from_slice(bytes).ok()?;
+    Some(
+        version_index(envelope.schema.version.as_str()).and_then(|(version, _)| {
+            envelope
+                .check_consistency()
+                .map_err(ValidationError::Inconsistent)?;
+            Ok(ValidatedPayload { version, envelope })
+        }),
+    )
+}
+
+/// The reference path: the whole document as one JSON value, checked against the whole schema,
+/// then decoded. Slow for large documents (every event becomes a tree of maps first), and the
+/// one whose errors are reported: any document the fast path does not accept comes here.
+fn decode_whole(text: &str, against_schema: bool) -> Result<ValidatedPayload, ValidationError> {
+    let value: Value = serde_json::from_str(text).map_err(malformed)?;
+    let (version, index) = declared_version(&value)?;
+    if against_schema {
+        schema_errors(envelope_validator(index)?, &value)?;
+    }
+    let envelope: Envelope = serde_json::from_value(value)
+        .map_err(|e| ValidationError::Decode(truncate(&e.to_string(), 300)))?;
+    envelope
+        .check_consistency()
+        .map_err(ValidationError::Inconsistent)?;
+    Ok(ValidatedPayload { version, envelope })
+}
+
+/// The fast path, for documents that turn out valid: `events` is decoded straight into typed
+/// [`Event`]s, everything else into a small JSON value that is checked against the schema with
+/// `events` empty. `None` means "not accepted here": the caller runs [`decode_whole`], so
+/// every error, and every verdict, is the reference path's.
+///
+/// Same verdict because a typed [`Event`] decodes only what the schema's `Event` definition
+/// accepts (its checked strings are the schema's patterns, [`FieldValue`] its `anyOf`, with the
+/// same integer range and field count), and the root schema asks of `events` only an array of at
+/// most [`MAX_EVENTS`] of them. `fast_path_agrees_with_the_reference` holds both paths equal on
+/// generated documents; `root_asks_of_events_only_items_and_count` pins the root schema.
+fn decode_split(bytes: &[u8]) -> Option<Result<ValidatedPayload, ValidationError>> {
+    let Split {
+        events: Some(events),
+        rest,
+    } = serde_json::from_slice(bytes).ok()?
+    else {
+        return None;
+    };
+    if events.len() > MAX_EVENTS {
+        return None;
+    }
+    let mut skeleton = Value::Object(rest);
+    let (version, index) = match declared_version(&skeleton) {
+        Ok(found) => found,
+        Err(e) => return Some(Err(e)),
+    };
+    skeleton["events"] = Value::Array(Vec::new());
+    if !envelope_validator(index).ok()?.is_valid(&skeleton) {
+        return None;
+    }
+    let mut envelope: Envelope = serde_json::from_value(skeleton).ok()?;
+    envelope.events = events;
+    Some(match envelope.check_consistency() {
+        Ok(()) => Ok(ValidatedPayload { version, envelope }),
+        Err(errors) => Err(ValidationError::Inconsistent(errors)),
+    })
+}
+
+/// A top-level JSON object with `events` decoded into typed events and every other member kept
+/// as JSON. A repeated member is refused (the reference path then decides).
+struct Split {
+    events: Option<Vec<Event>>,
+    rest: serde_json::Map<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for Split {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Split;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Split, A::Error> {
+                let mut split = Split {
+                    events: None,
+                    rest: serde_json::Map::new(),
+                };
+                while let Some(key) = map.next_key::<String>()? {
+                    let repeated = if key == "events" {
+                        split.events.replace(map.next_value()?).is_some()
+                    } else {
+                        split.rest.insert(key, map.next_value()?).is_some()
+                    };
+                    if repeated {
+                        return Err(serde::de::Error::custom("repeated member"));
+                    }
+                }
+                Ok(split)
+            }
+        }
+
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// The envelope id and declared version, and the index of that version's schema.
+fn declared_version(value: &Value) -> Result<(Version, usize), ValidationError> {
     let schema = value.get("schema");
     match schema.and_then(|s| s.get("id")).map(|id| id.as_str()) {
         Some(Some(ENVELOPE_SCHEMA_ID)) => {}
@@ -437,30 +602,25 @@ fn decode(bytes: &[u8], against_schema: bool) -> Result<ValidatedPayload, Valida
         .and_then(|s| s.get("version"))
         .and_then(Value::as_str)
         .ok_or(ValidationError::MissingVersion)?;
-    let version = Version::new(declared).map_err(|_| {
+    version_index(declared)
+}
+
+/// A declared envelope version and the index of its schema, or why it is not supported.
+fn version_index(declared: &str) -> Result<(Version, usize), ValidationError> {
+    let unsupported = || {
         ValidationError::UnsupportedVersion(UnsupportedVersion {
             declared: truncate(declared, 80),
             latest: latest(ENVELOPE_VERSIONS),
         })
-    })?;
+    };
+    let version = Version::new(declared).map_err(|_| unsupported())?;
     if declared.contains('-') {
         // Pre-releases of the format are never released; refuse them explicitly.
-        return Err(ValidationError::UnsupportedVersion(UnsupportedVersion {
-            declared: truncate(declared, 80),
-            latest: latest(ENVELOPE_VERSIONS),
-        }));
+        return Err(unsupported());
     }
     let index =
         lookup(ENVELOPE_VERSIONS, Some(declared)).map_err(ValidationError::UnsupportedVersion)?;
-    if against_schema {
-        schema_errors(envelope_validator(index)?, &value)?;
-    }
-    let envelope: Envelope = serde_json::from_value(value)
-        .map_err(|e| ValidationError::Decode(truncate(&e.to_string(), 300)))?;
-    envelope
-        .check_consistency()
-        .map_err(ValidationError::Inconsistent)?;
-    Ok(ValidatedPayload { version, envelope })
+    Ok((version, index))
 }
 
 /// Validates untrusted bytes as an event catalogue (schema, then [`Catalog::check`]).
@@ -533,5 +693,228 @@ mod tests {
         }
         assert!(envelope_validator(ENVELOPE_VERSIONS.len()).is_err());
         catalog_validator().unwrap();
+    }
+
+    /// Generated documents around valid fixtures: events with valid, mistyped and malformed
+    /// values (edge strings, integers at and beyond ±2^53, floats, objects with extra members,
+    /// too many fields, repeated members), versions 1.0.x and 1.1.0, top-level damage.
+    mod differential {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        use serde_json::{Value, json};
+
+        const BASES: [&str; 3] = [
+            include_str!("../fixtures/v1/valid/full.json"),
+            include_str!("../fixtures/v1/valid/redaction_redacted.json"),
+            include_str!("../fixtures/v1/valid/redaction_rejected.json"),
+        ];
+        const CHARS: [char; 18] = [
+            'a', 'z', '0', '9', '_', '.', '-', 'A', '/', '\\', '@', ' ', '\u{1}', '\u{7f}',
+            '\u{85}', 'é', '"', 'x',
+        ];
+
+        fn string(rng: &mut StdRng) -> String {
+            let len = match rng.random_range(0..20) {
+                0 => rng.random_range(60..70),
+                1 => rng.random_range(195..205),
+                2 => 0,
+                _ => rng.random_range(1..6),
+            };
+            let pure = rng.random_bool(0.8);
+            (0..len)
+                .map(|i| {
+                    if pure && i > 0 {
+                        CHARS[rng.random_range(0..7)]
+                    } else if pure {
+                        CHARS[rng.random_range(0..4)]
+                    } else {
+                        CHARS[rng.random_range(0..CHARS.len())]
+                    }
+                })
+                .collect()
+        }
+
+        fn integer(rng: &mut StdRng) -> Value {
+            match rng.random_range(0..24) {
+                0 => json!(9_007_199_254_740_991i64),
+                1 => json!(-9_007_199_254_740_991i64),
+                2 => json!(9_007_199_254_740_992i64),
+                3 => json!(-9_007_199_254_740_992i64),
+                4 => json!(u64::MAX),
+                5 => json!(i64::MIN),
+                _ => json!(rng.random_range(-100i64..100)),
+            }
+        }
+
+        fn version(rng: &mut StdRng) -> String {
+            match rng.random_range(0..5) {
+                0 => "1.0.0".into(),
+                1 => "01.2.3".into(),
+                2 => "1.2.3-rc.1".into(),
+                3 => "1.2".into(),
+                _ => format!(
+                    "{}.{}.{}",
+                    rng.random_range(0..3),
+                    rng.random_range(0..12),
+                    0
+                ),
+            }
+        }
+
+        /// A value for a field whose mechanism is `mechanism`: usually the right type.
+        fn value(rng: &mut StdRng, mechanism: &str) -> Value {
+            if rng.random_bool(0.92) {
+                return match mechanism {
+                    "randomized_response" | "one_bit_mean" => json!(rng.random_bool(0.5)),
+                    "discrete_laplace" => integer(rng),
+                    "redaction_only" => json!({ "redacted": string(rng) }),
+                    "not_randomized" if rng.random_bool(0.5) => json!(version(rng)),
+                    _ => json!(string(rng)),
+                };
+            }
+            match rng.random_range(0..9) {
+                0 => Value::Null,
+                1 => json!(rng.random_bool(0.5)),
+                2 => integer(rng),
+                3 => json!(1.0),
+                4 => json!(2.5),
+                5 => json!(string(rng)),
+                6 => json!({ "redacted": string(rng), "extra": 1 }),
+                7 => json!({}),
+                _ => json!([string(rng)]),
+            }
+        }
+
+        fn event(rng: &mut StdRng, blocks: &[(String, String, String)]) -> Value {
+            let (name, ..) = &blocks[rng.random_range(0..blocks.len())];
+            let mut fields = serde_json::Map::new();
+            for (event, field, mechanism) in blocks {
+                if event == name && rng.random_bool(0.8) {
+                    fields.insert(field.clone(), value(rng, mechanism));
+                }
+            }
+            match rng.random_range(0..20) {
+                0 => {
+                    fields.insert(string(rng), json!(true));
+                }
+                1 => {
+                    for i in 0..65 {
+                        fields.insert(format!("f{i}"), Value::Null);
+                    }
+                }
+                _ => {}
+            }
+            let mut event = json!({ "name": name, "fields": fields });
+            match rng.random_range(0..25) {
+                0 => event["name"] = json!(string(rng)),
+                1 => event["extra"] = json!(1),
+                2 => event = json!([name]),
+                _ => {}
+            }
+            event
+        }
+
+        fn document(rng: &mut StdRng) -> Vec<u8> {
+            let mut doc: Value = serde_json::from_str(BASES[rng.random_range(0..BASES.len())])
+                .expect("fixture parses");
+            let blocks: Vec<(String, String, String)> = doc["privacy"]["dp"]
+                .as_array()
+                .expect("dp blocks")
+                .iter()
+                .map(|b| {
+                    let text = |v: &Value| v.as_str().expect("string").to_owned();
+                    (
+                        text(&b["event"]),
+                        text(&b["field"]),
+                        text(&b["params"]["mechanism"]),
+                    )
+                })
+                .collect();
+            let events: Vec<Value> = (0..rng.random_range(0..4))
+                .map(|_| event(rng, &blocks))
+                .collect();
+            doc["events"] = Value::Array(events);
+            match rng.random_range(0..50) {
+                0 => doc["schema"]["version"] = json!("1.0.0"),
+                1 => doc["schema"]["version"] = json!("1.0.7"),
+                2 => doc["schema"]["version"] = json!("1.1.0"),
+                3 => doc["schema"]["version"] = json!("1.2.0"),
+                4 => doc["extra"] = json!(1),
+                5 => drop(doc.as_object_mut().expect("object").remove("ids")),
+                6 => doc["events"] = json!({}),
+                7 => doc["privacy"]["redaction"]["redacted_values"] = json!(0),
+                8 => doc["period"]["day"] = json!("2026-02-30"),
+                _ => {}
+            }
+            let text = serde_json::to_string(&doc).expect("serialises");
+            let deep = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let text = match rng.random_range(0..50) {
+                0 => text.replacen("\"events\":", "\"events\":[],\"events\":", 1),
+                1 => text.replacen("\"name\":", "\"name\":\"x\",\"name\":", 1),
+                2 => text.replacen("\"run_id\":", "\"run_id\":\"x\",\"run_id\":", 1),
+                3 => text.replacen("{", &format!("{{\"deep\":{},", deep(70)), 1),
+                4 => text.replacen("{", &format!("{{\"deep\":{},", deep(300)), 1),
+                _ => text,
+            };
+            let mut bytes = text.into_bytes();
+            if rng.random_range(0..50) == 0 {
+                let at = rng.random_range(0..bytes.len());
+                bytes[at] = 0xff;
+            }
+            bytes
+        }
+
+        #[test]
+        fn fast_path_agrees_with_the_reference() {
+            let mut rng = StdRng::seed_from_u64(0x7e1e_3e77);
+            let (mut accepted, mut refused) = (0, 0);
+            for _ in 0..3000 {
+                let bytes = document(&mut rng);
+                for against_schema in [true, false] {
+                    let fast = super::decode(&bytes, against_schema);
+                    let reference = super::bounded_text(&bytes)
+                        .and_then(|text| super::decode_whole(text, against_schema));
+                    let text = String::from_utf8_lossy(&bytes);
+                    assert_eq!(
+                        fast, reference,
+                        "schema: {against_schema}, document: {text}"
+                    );
+                    if fast.is_ok() {
+                        accepted += 1;
+                    } else {
+                        refused += 1;
+                    }
+                }
+            }
+            // Both outcomes are exercised in earnest, or the comparison proves little.
+            assert!(accepted > 1500 && refused > 1500, "{accepted} / {refused}");
+        }
+
+        #[test]
+        fn root_asks_of_events_only_items_and_count() {
+            for (version, text) in super::ENVELOPE_VERSIONS {
+                let schema: Value = serde_json::from_str(text).expect("schema parses");
+                let events = &schema["properties"]["events"];
+                let mut keys: Vec<&str> = events
+                    .as_object()
+                    .expect("events schema")
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                keys.sort_unstable();
+                assert_eq!(
+                    keys,
+                    ["description", "items", "maxItems", "type"],
+                    "{version}"
+                );
+                assert_eq!(events["type"], "array", "{version}");
+                assert_eq!(
+                    events["items"],
+                    json!({ "$ref": "#/$defs/Event" }),
+                    "{version}"
+                );
+                assert_eq!(events["maxItems"], super::MAX_EVENTS, "{version}");
+            }
+        }
     }
 }
