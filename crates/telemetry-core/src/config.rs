@@ -42,6 +42,10 @@ pub struct TelemetryConfig {
     pub enabled: Option<bool>,
     /// `telemetry.endpoint`: where `upload` sends payloads (upload builds only).
     pub endpoint: Option<String>,
+    /// `telemetry.ca_bundle`: a PEM file of the CA certificates `upload` trusts for the
+    /// endpoint instead of the built-in roots (a corporate TLS-inspecting proxy's, or a private
+    /// endpoint's). Upload builds only.
+    pub ca_bundle: Option<String>,
     /// `telemetry.max_pending_files`: bound on `uploads-pending/`.
     pub max_pending_files: Option<u64>,
     /// `telemetry.max_pending_bytes`: bound on `uploads-pending/`.
@@ -57,6 +61,8 @@ pub enum KeyKind {
     Count,
     /// An `https://` URL, or `http://` to a loopback address.
     Endpoint,
+    /// An absolute file path.
+    Path,
 }
 
 /// A documented configuration key.
@@ -81,6 +87,11 @@ pub const KEYS: &[KeySpec] = &[
         name: "telemetry.endpoint",
         kind: KeyKind::Endpoint,
         help: "upload endpoint (https, or http to loopback); upload builds only",
+    },
+    KeySpec {
+        name: "telemetry.ca_bundle",
+        kind: KeyKind::Path,
+        help: "PEM file of CAs trusted for the endpoint instead of the built-in roots; upload builds only",
     },
     KeySpec {
         name: "telemetry.max_pending_files",
@@ -151,6 +162,7 @@ impl ConfigOutcome {
         match key {
             "telemetry.enabled" => t.enabled.map(|b| b.to_string()),
             "telemetry.endpoint" => t.endpoint.clone(),
+            "telemetry.ca_bundle" => t.ca_bundle.clone(),
             "telemetry.max_pending_files" => t.max_pending_files.map(|n| n.to_string()),
             "telemetry.max_pending_bytes" => t.max_pending_bytes.map(|n| n.to_string()),
             _ => None,
@@ -325,6 +337,13 @@ pub fn parse_value(spec: &KeySpec, raw: &str) -> Result<toml::Value, String> {
             .map(|n| toml::Value::Integer(i64::from(n)))
             .map_err(|_| format!("{}: expected a whole number, got {raw:?}", spec.name)),
         KeyKind::Endpoint => validate_endpoint(raw).map(|()| toml::Value::String(raw.to_owned())),
+        KeyKind::Path if Path::new(raw).is_absolute() && !raw.chars().any(char::is_control) => {
+            Ok(toml::Value::String(raw.to_owned()))
+        }
+        KeyKind::Path => Err(format!(
+            "{}: expected an absolute file path, got {raw:?}",
+            spec.name
+        )),
     }
 }
 

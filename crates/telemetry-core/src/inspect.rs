@@ -273,6 +273,14 @@ impl Telemetry {
         pending.chain(previews).collect()
     }
 
+    /// The pending payload files (`uploads-pending/*.json`), oldest first (run ids are UUIDv7,
+    /// so their names sort by time). What an uploader works through; creates nothing.
+    pub fn pending_files(&self) -> Vec<PathBuf> {
+        self.paths()
+            .map(|paths| json_files(&paths.pending_dir()))
+            .unwrap_or_default()
+    }
+
     /// Every pending and preview payload, with what `telemetry show` prints about it.
     pub fn payloads(&self) -> Vec<PayloadSummary> {
         self.stored_files()

@@ -125,6 +125,12 @@ impl Builder {
         self
     }
 
+    /// The environment decisions are made from: the one given to [`Builder::env`], else the
+    /// process's, read now. (An uploader takes its proxy settings from it too.)
+    pub fn effective_env(&self) -> Env {
+        self.env.clone().unwrap_or_else(Env::from_process)
+    }
+
     /// Whether the binary has an uploader (see [`Builder::upload_support`]).
     pub fn has_upload_support(&self) -> bool {
         self.upload_support
