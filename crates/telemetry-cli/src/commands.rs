@@ -80,6 +80,18 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Send pending payloads to the endpoint (decided again first; nothing is sent under
+    /// DO_NOT_TRACK or any other override, or without consent). Upload builds only.
+    #[cfg(feature = "upload")]
+    Upload {
+        /// The endpoint (https://, or http:// to a loopback address); default:
+        /// `telemetry.endpoint` from the config.
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the payload envelope's JSON Schema (self-contained, draft 2020-12).
     Schema {
         /// A schema version this build knows, e.g. 1.0.0 (default: the newest).
@@ -155,6 +167,8 @@ pub fn run_as(builder: &Builder, args: &TelemetryArgs, form: Form, io: &mut Io<'
         Command::Aggregate { paths, json } => payloads::aggregate(&telemetry, paths, *json, io),
         Command::Purge { yes } => payloads::purge(&telemetry, *yes, io),
         Command::Schema { version } => schema(version.as_deref(), io),
+        #[cfg(feature = "upload")]
+        Command::Upload { endpoint, json } => crate::upload::upload(builder, endpoint, *json, io),
     };
     match result {
         Ok(code) => code,

@@ -43,6 +43,8 @@
 mod commands;
 mod output;
 mod payloads;
+#[cfg(feature = "upload")]
+mod upload;
 
 pub use commands::{Command, ConfigCommand, Form, TelemetryArgs, run, run_as, run_with_stdio};
 pub use output::{Io, with_stdio};

@@ -14,7 +14,7 @@ use crate::output::Io;
 
 type Outcome = io::Result<u8>;
 
-fn to_json<T: serde::Serialize>(value: &T, io: &mut Io<'_>) -> io::Result<()> {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T, io: &mut Io<'_>) -> io::Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
     writeln!(io.out, "{text}")
 }

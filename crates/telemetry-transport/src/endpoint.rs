@@ -169,7 +169,10 @@ mod tests {
             ("NO_PROXY", "localhost, .example.org"),
         ]);
         assert_eq!(https.proxy(&bypass).unwrap(), None);
-        assert_eq!(https.proxy(&Env::from_pairs([("ALL_PROXY", "")])).unwrap(), None);
+        assert_eq!(
+            https.proxy(&Env::from_pairs([("ALL_PROXY", "")])).unwrap(),
+            None
+        );
         assert!(
             https
                 .proxy(&Env::from_pairs([("HTTPS_PROXY", "socks5://x:1")]))

@@ -357,7 +357,10 @@ impl Plan {
                 let status = r.status().as_u16();
                 match status {
                     200..=299 => {
-                        return (Some(sha), self.delete(path, run_id, state, Outcome::Sent { status }));
+                        return (
+                            Some(sha),
+                            self.delete(path, run_id, state, Outcome::Sent { status }),
+                        );
                     }
                     300..=399 => {
                         let to = r
@@ -383,7 +386,11 @@ impl Plan {
             let outcome = Outcome::GaveUp { problem, failures };
             return (Some(sha), self.delete(path, run_id, state, outcome));
         }
-        let wait = backoff(self.options.backoff_base, failures, rand::random_range(0.5..1.5));
+        let wait = backoff(
+            self.options.backoff_base,
+            failures,
+            rand::random_range(0.5..1.5),
+        );
         let not_before = now + wait;
         state.attempts.insert(
             run_id.to_owned(),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use support::{Reply, Server, TestCert, builder, pending, pending_files};
 use telemetry_transport::{
-    Outcome, STATE_FILE, UploadError, UploadOptions, USER_AGENT, start_background, upload_pending,
+    Outcome, STATE_FILE, USER_AGENT, UploadError, UploadOptions, start_background, upload_pending,
 };
 
 fn to(server: &Server) -> UploadOptions {
@@ -44,10 +44,20 @@ fn success_sends_the_exact_bytes_and_deletes() {
     let requests = server.requests();
     assert_eq!(requests.len(), 2);
     for (request, sha) in requests.iter().zip(&shas) {
-        assert!(request.head.starts_with("POST /v1/payloads HTTP/1.1\r\n"), "{}", request.head);
+        assert!(
+            request.head.starts_with("POST /v1/payloads HTTP/1.1\r\n"),
+            "{}",
+            request.head
+        );
         assert_eq!(&telemetry_core::inspect::sha256_hex(&request.body), sha);
-        assert_eq!(request.header("content-type").as_deref(), Some("application/json"));
-        assert_eq!(request.header("telemetry-schema-version").as_deref(), Some("1.1.0"));
+        assert_eq!(
+            request.header("content-type").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(
+            request.header("telemetry-schema-version").as_deref(),
+            Some("1.1.0")
+        );
         assert_eq!(request.header("user-agent").as_deref(), Some(USER_AGENT));
         assert_eq!(request.header("cookie"), None);
         // Nothing about the machine: the headers are exactly these.
@@ -60,12 +70,23 @@ fn success_sends_the_exact_bytes_and_deletes() {
         names.sort();
         assert_eq!(
             names,
-            ["accept", "content-length", "content-type", "host", "telemetry-schema-version", "user-agent"],
+            [
+                "accept",
+                "content-length",
+                "content-type",
+                "host",
+                "telemetry-schema-version",
+                "user-agent"
+            ],
             "{}",
             request.head
         );
     }
-    let sent: Vec<_> = report.payloads.iter().map(|p| p.sha256.clone().unwrap()).collect();
+    let sent: Vec<_> = report
+        .payloads
+        .iter()
+        .map(|p| p.sha256.clone().unwrap())
+        .collect();
     assert_eq!(sent, shas);
     // What stays: the times of the two attempts (the rate limit's window), no failure.
     let state: serde_json::Value = serde_json::from_slice(
@@ -82,7 +103,10 @@ fn client_errors_delete_with_a_reason() {
     pending(home.path(), 1);
     let server = Server::http(Reply::Status(400));
     let report = upload_pending(&builder(home.path(), &[]), &to(&server)).unwrap();
-    assert_eq!(report.payloads[0].outcome, Outcome::Rejected { status: 400 });
+    assert_eq!(
+        report.payloads[0].outcome,
+        Outcome::Rejected { status: 400 }
+    );
     assert!(pending_files(home.path()).is_empty());
 }
 
@@ -101,7 +125,12 @@ fn server_errors_keep_and_back_off_until_the_last_attempt() {
     for attempt in 1..=2u32 {
         let before = std::time::SystemTime::now();
         let report = upload_pending(&builder(home.path(), &[]), &options).unwrap();
-        let Outcome::Kept { failures, not_before, problem } = &report.payloads[0].outcome else {
+        let Outcome::Kept {
+            failures,
+            not_before,
+            problem,
+        } = &report.payloads[0].outcome
+        else {
             panic!("{report:#?}");
         };
         assert_eq!((*failures, problem.as_str()), (attempt, "HTTP 503"));
@@ -127,10 +156,16 @@ fn server_errors_keep_and_back_off_until_the_last_attempt() {
     assert!((99.0..301.0).contains(&waits[1]), "{waits:?}");
     let last = upload_pending(&builder(home.path(), &[]), &options).unwrap();
     assert!(
-        matches!(&last.payloads[0].outcome, Outcome::GaveUp { failures: 3, .. }),
+        matches!(
+            &last.payloads[0].outcome,
+            Outcome::GaveUp { failures: 3, .. }
+        ),
         "{last:#?}"
     );
-    assert!(pending_files(home.path()).is_empty(), "given up after the last attempt");
+    assert!(
+        pending_files(home.path()).is_empty(),
+        "given up after the last attempt"
+    );
 }
 
 #[test]
@@ -160,8 +195,13 @@ fn do_not_track_set_after_recording_sends_nothing() {
     let home = tempfile::tempdir().unwrap();
     let files = pending(home.path(), 2);
     let server = Server::http(Reply::Status(200));
-    for (name, value) in [("DO_NOT_TRACK", "1"), ("ACME_TELEMETRY", "0"), ("CI", "true")] {
-        let err = upload_pending(&builder(home.path(), &[(name, value)]), &to(&server)).unwrap_err();
+    for (name, value) in [
+        ("DO_NOT_TRACK", "1"),
+        ("ACME_TELEMETRY", "0"),
+        ("CI", "true"),
+    ] {
+        let err =
+            upload_pending(&builder(home.path(), &[(name, value)]), &to(&server)).unwrap_err();
         let UploadError::Refused(reason) = &err else {
             panic!("{err:?}");
         };
@@ -199,7 +239,12 @@ fn redirects_to_another_host_are_not_followed() {
 fn plain_http_to_another_host_is_refused_before_any_connection() {
     let home = tempfile::tempdir().unwrap();
     pending(home.path(), 1);
-    for url in ["http://example.org/v1", "http://10.0.0.1/", "ftp://127.0.0.1/", "not a url"] {
+    for url in [
+        "http://example.org/v1",
+        "http://10.0.0.1/",
+        "ftp://127.0.0.1/",
+        "not a url",
+    ] {
         let options = UploadOptions {
             endpoint: Some(url.into()),
             ..UploadOptions::default()
@@ -223,18 +268,26 @@ fn https_with_the_configured_ca_bundle() {
     let server = Server::https(Reply::Status(201), &cert);
     // Without the bundle the self-signed certificate is not trusted: kept, nothing lost.
     let report = upload_pending(&builder(home.path(), &[]), &to(&server)).unwrap();
-    assert!(matches!(&report.payloads[0].outcome, Outcome::Kept { .. }), "{report:#?}");
+    assert!(
+        matches!(&report.payloads[0].outcome, Outcome::Kept { .. }),
+        "{report:#?}"
+    );
     assert_eq!(pending_files(home.path()), files);
     // With it (from the config, as an operator sets it): sent.
     let bundle = cert.write_bundle(home.path());
-    let trusted = builder(home.path(), &[]).config("telemetry.ca_bundle", bundle.display().to_string());
+    let trusted =
+        builder(home.path(), &[]).config("telemetry.ca_bundle", bundle.display().to_string());
     let options = UploadOptions {
         backoff_base: Duration::ZERO,
         ..to(&server)
     };
     std::fs::remove_file(home.path().join(".config/acme").join(STATE_FILE)).unwrap();
     let report = upload_pending(&trusted, &options).unwrap();
-    assert_eq!(report.payloads[0].outcome, Outcome::Sent { status: 201 }, "{report:#?}");
+    assert_eq!(
+        report.payloads[0].outcome,
+        Outcome::Sent { status: 201 },
+        "{report:#?}"
+    );
     let bodies: Vec<_> = server.requests().into_iter().map(|r| r.body).collect();
     assert_eq!(bodies.len(), 1, "the untrusted handshake sent no request");
     assert_eq!(telemetry_core::inspect::sha256_hex(&bodies[0]), sha);
@@ -257,11 +310,16 @@ fn https_proxy_is_used_unless_no_proxy_names_the_host() {
         &to(&server),
     )
     .unwrap();
-    assert!(matches!(&report.payloads[0].outcome, Outcome::Kept { .. }), "{report:#?}");
+    assert!(
+        matches!(&report.payloads[0].outcome, Outcome::Kept { .. }),
+        "{report:#?}"
+    );
     let connects = proxy.requests();
     assert_eq!(connects.len(), 1, "one CONNECT to the proxy");
     assert!(
-        connects[0].head.starts_with(&format!("CONNECT {} ", server.addr)),
+        connects[0]
+            .head
+            .starts_with(&format!("CONNECT {} ", server.addr)),
         "{}",
         connects[0].head
     );
@@ -270,7 +328,10 @@ fn https_proxy_is_used_unless_no_proxy_names_the_host() {
     let bundle = cert.write_bundle(home.path());
     let direct = builder(
         home.path(),
-        &[("HTTPS_PROXY", &proxy_url), ("NO_PROXY", "localhost,127.0.0.1")],
+        &[
+            ("HTTPS_PROXY", &proxy_url),
+            ("NO_PROXY", "localhost,127.0.0.1"),
+        ],
     )
     .config("telemetry.ca_bundle", bundle.display().to_string());
     let report = upload_pending(&direct, &to(&server)).unwrap();
@@ -297,7 +358,11 @@ fn a_black_holed_endpoint_never_holds_the_host() {
     // Not a timing benchmark (benches/upload.rs measures it): proof that `finish` returns on
     // its own wait, not on the request timeout of 5 s.
     assert!(waited < Duration::from_secs(1), "{waited:?}");
-    assert_eq!(pending_files(home.path()), files, "still pending for a later run");
+    assert_eq!(
+        pending_files(home.path()),
+        files,
+        "still pending for a later run"
+    );
 }
 
 #[test]

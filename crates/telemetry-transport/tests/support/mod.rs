@@ -69,8 +69,8 @@ impl TestCert {
         let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
         let pem = key.cert.pem();
         let der = key.cert.der().clone();
-        let private = rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der())
-            .unwrap();
+        let private =
+            rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -244,7 +244,11 @@ impl Event for Ran {
 /// The environment of a test: HOME and nothing else unless given.
 pub fn env(home: &Path, extra: &[(&str, &str)]) -> Env {
     let mut vars = vec![("HOME".to_owned(), home.display().to_string())];
-    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     Env::from_pairs(vars)
 }
 
