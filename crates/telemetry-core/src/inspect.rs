@@ -491,6 +491,7 @@ fn purge_targets(paths: &Paths) -> Vec<PathBuf> {
         paths.ledger_file(),
         crate::recorder::ledger_lock_path(&paths.ledger_file()),
         paths.notice_marker(),
+        paths.upload_state_file(),
     ]);
     // Temporary files of an atomic write that was killed (config, ledger).
     if let Ok(entries) = std::fs::read_dir(paths.root()) {

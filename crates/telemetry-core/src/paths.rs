@@ -112,6 +112,11 @@ impl Paths {
     pub fn ledger_file(&self) -> PathBuf {
         self.root.join("ledger.json")
     }
+    /// `upload-state.json` (0600): the uploader's failed attempts and recent attempt times
+    /// (written only by upload builds; removed by `purge` and `disable`).
+    pub fn upload_state_file(&self) -> PathBuf {
+        self.root.join("upload-state.json")
+    }
     /// The marker recording that the opt-out first-run notice was shown.
     pub fn notice_marker(&self) -> PathBuf {
         self.root.join("notice-shown")

@@ -74,6 +74,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_core_knows_the_file_it_must_purge() {
+        let paths = telemetry_core::Paths::at("/x");
+        assert_eq!(paths.upload_state_file(), Path::new("/x").join(STATE_FILE));
+    }
+
+    #[test]
     fn backoff_doubles_with_jitter_and_a_cap() {
         let base = Duration::from_secs(60);
         assert_eq!(backoff(base, 1, 1.0), base);

@@ -249,7 +249,8 @@ fn ca_bundle(path: &Path) -> Result<RootCerts, UploadError> {
 /// Decides again and, if allowed, sends every pending payload that is due, oldest first, within
 /// the rate limit; then deletes what was accepted (2xx) or refused for good (4xx) and remembers
 /// failures for backoff. Blocks for at most about `request_timeout` per payload; after a payload
-/// fails to connect, the rest wait for a later run instead of each timing out in turn.
+/// fails to connect or times out, the rest wait for a later run instead of each timing out in
+/// turn.
 pub fn upload_pending(
     builder: &Builder,
     options: &UploadOptions,
@@ -290,8 +291,10 @@ impl Plan {
                 )
             } else {
                 let (sha, outcome) = self.attempt(path, &run_id, &mut state, now);
+                // An endpoint that cannot be reached or does not answer in time would cost
+                // the same for every payload: the rest wait for a later run.
                 if let Outcome::Kept { problem, .. } = &outcome
-                    && problem.starts_with("no connection")
+                    && (problem.starts_with("no connection") || problem.starts_with("timed out"))
                 {
                     unreachable = Some(problem.clone());
                 }
