@@ -24,7 +24,8 @@
 //!    [`UploadOptions::max_per_minute`] attempts a minute, over all runs.
 //!
 //! A host that uploads on its own calls [`start_background`] early and
-//! [`BackgroundUpload::finish`] with a small wait at exit: the upload runs on a thread and never
+//! [`BackgroundUpload::finish`] with a small wait at exit (45 ms keeps it under 50 ms: `finish`
+//! returns about 0.1 ms after its wait): the upload runs on a thread and never
 //! keeps the host waiting longer than that wait.
 //!
 //! ```no_run
@@ -39,7 +40,7 @@
 //! // ... the host's work, recording events ...
 //! let _ = telemetry.flush();
 //! if let Some(upload) = upload {
-//!     upload.finish(Duration::from_millis(50));
+//!     upload.finish(Duration::from_millis(45));
 //! }
 //! ```
 
