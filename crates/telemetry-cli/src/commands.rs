@@ -170,6 +170,7 @@ pub fn run_as(builder: &Builder, args: &TelemetryArgs, form: Form, io: &mut Io<'
         #[cfg(feature = "upload")]
         Command::Upload { endpoint, json } => crate::upload::upload(builder, endpoint, *json, io),
     };
+    let result = result.and_then(|code| io.out.flush().map(|()| code));
     match result {
         Ok(code) => code,
         Err(err) if err.kind() == io::ErrorKind::BrokenPipe => exit::OK,

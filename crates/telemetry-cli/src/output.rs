@@ -52,14 +52,19 @@ pub fn use_color(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool 
     is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-/// Runs `f` with the process's streams.
+/// Runs `f` with the process's streams. Like C's stdio, stdout is line-buffered on a terminal
+/// (lines appear as they are written, in order with stderr) and block-buffered otherwise:
+/// `show` with many payloads would otherwise make a `write` call per line. [`crate::run_as`]
+/// flushes before it returns, so a write error still decides the exit status.
 pub fn with_stdio<T>(f: impl FnOnce(&mut Io<'_>) -> T) -> T {
     let stdout = io::stdout();
-    let color = use_color(
-        stdout.is_terminal(),
-        std::env::var_os("NO_COLOR").as_deref(),
-    );
-    let mut out = stdout.lock();
+    let is_terminal = stdout.is_terminal();
+    let color = use_color(is_terminal, std::env::var_os("NO_COLOR").as_deref());
+    let mut out: Box<dyn Write> = if is_terminal {
+        Box::new(stdout.lock())
+    } else {
+        Box::new(io::BufWriter::with_capacity(64 * 1024, stdout.lock()))
+    };
     let mut err = io::stderr().lock();
     let mut input = io::stdin().lock();
     let mut io = Io {

@@ -315,6 +315,41 @@ fn a_full_disk_is_a_warning_not_an_exit_code_and_leaves_no_partial_payload() {
     }
 }
 
+/// Block-buffered stdout (not a terminal) is written at the end: a failing write there is
+/// still an error with exit status 1, and a closed pipe still is not.
+#[test]
+fn a_full_stdout_is_an_error_and_a_closed_pipe_is_not() {
+    let home = tempfile::tempdir().unwrap();
+    let full = fs::OpenOptions::new().write(true).open("/dev/full");
+    let Ok(full) = full else {
+        panic!("/dev/full is needed for this test: {full:?}");
+    };
+    let seen: Seen = sandboxed(Path::new(TELEMETRY), home.path(), &[])
+        .args(["--app", "acme", "status"])
+        .stdout(full)
+        .output()
+        .expect("run telemetry")
+        .into();
+    assert_eq!(seen.code, Some(1), "{seen:?}");
+    assert!(
+        seen.stderr.contains("No space left on device"),
+        "{}",
+        seen.stderr
+    );
+
+    let mut child = sandboxed(Path::new(TELEMETRY), home.path(), &[])
+        .args(["--app", "acme", "schema"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run telemetry");
+    drop(child.stdout.take());
+    let seen: Seen = child.wait_with_output().expect("wait").into();
+    assert_eq!(seen.code, Some(0), "{seen:?}");
+    assert_eq!(seen.stderr, "");
+    assert_empty(home.path(), "status and schema");
+}
+
 /// Whether permission bits bind this process (they do not for root).
 fn permissions_bind() -> bool {
     let dir = tempfile::tempdir().unwrap();

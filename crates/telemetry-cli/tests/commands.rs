@@ -208,6 +208,53 @@ fn read_commands_report_a_broken_config_without_panicking() {
     assert!(r.out.contains("acme telemetry: disabled"));
 }
 
+/// Output that is accepted into a buffer and fails only when flushed, as block-buffered
+/// stdout does: the error must still decide the exit status.
+struct FailsOnFlush(std::io::ErrorKind, Vec<u8>);
+
+impl std::io::Write for FailsOnFlush {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.1.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Err(self.0.into())
+    }
+}
+
+#[test]
+fn an_output_error_at_the_final_flush_is_reported_and_a_closed_pipe_is_not() {
+    let home = tempfile::tempdir().unwrap();
+    let builder = Telemetry::builder("acme").env(env_for(home.path(), &[]));
+    for (kind, expected) in [
+        (std::io::ErrorKind::StorageFull, exit::ERROR),
+        (std::io::ErrorKind::BrokenPipe, exit::OK),
+    ] {
+        for argv in [&["status"][..], &["show"], &["schema"]] {
+            let mut out = FailsOnFlush(kind, Vec::new());
+            let mut err = Vec::new();
+            let code = telemetry_cli::run(
+                &builder,
+                &parse(argv),
+                &mut Io {
+                    out: &mut out,
+                    err: &mut err,
+                    input: &mut &b""[..],
+                    color: false,
+                },
+            );
+            let err = String::from_utf8_lossy(&err);
+            assert_eq!(code, expected, "{argv:?} {kind:?}: {err}");
+            assert!(!out.1.is_empty(), "{argv:?} wrote nothing");
+            if expected == exit::ERROR {
+                assert!(err.starts_with("error: "), "{argv:?}: {err}");
+            } else {
+                assert_eq!(err, "", "{argv:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_closed_pipe_is_not_an_error() {
     struct Closed;
