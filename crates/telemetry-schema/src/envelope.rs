@@ -341,15 +341,19 @@ impl Fields {
 impl FromIterator<(Identifier, Option<FieldValue>)> for Fields {
     /// In name order; of repeated names the last wins.
     fn from_iter<I: IntoIterator<Item = (Identifier, Option<FieldValue>)>>(iter: I) -> Self {
-        let mut all: Vec<_> = iter.into_iter().collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut fields: Vec<(Identifier, Option<FieldValue>)> = Vec::with_capacity(all.len());
-        for (name, value) in all {
-            match fields.last_mut() {
-                Some(last) if last.0 == name => last.1 = value,
-                _ => fields.push((name, value)),
+        // In place: a payload decodes thousands of these, and every byte allocated is a page
+        // a fresh process must fault in. The sort is stable, so equal names stay in input order
+        // and the value moved into the kept (first) entry is the last one.
+        let mut fields: Vec<_> = iter.into_iter().collect();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        fields.dedup_by(|later, kept| {
+            let repeated = later.0 == kept.0;
+            if repeated {
+                std::mem::swap(&mut later.1, &mut kept.1);
             }
-        }
+            repeated
+        });
+        fields.shrink_to_fit();
         Self(fields)
     }
 }
