@@ -4,7 +4,7 @@ use std::io;
 
 use clap::{Args, Subcommand};
 use telemetry_core::config::{self, KEYS, SetError};
-use telemetry_core::{Builder, EnableError, NoticeMode, StatusReport, Telemetry};
+use telemetry_core::{Builder, EnableError, StatusReport, Telemetry};
 
 use crate::exit;
 use crate::output::{Io, with_stdio};
@@ -149,11 +149,8 @@ pub fn run(builder: &Builder, args: &TelemetryArgs, io: &mut Io<'_>) -> u8 {
 pub fn run_as(builder: &Builder, args: &TelemetryArgs, form: Form, io: &mut Io<'_>) -> u8 {
     let telemetry = builder
         .clone()
-        .notice(NoticeMode::Never)
-        .print_warnings(false)
-        .recording(false)
         .upload_support(cfg!(feature = "upload"))
-        .build();
+        .build_inspector();
     let result = match &args.command {
         Command::Status { json } => status(&telemetry, *json, io),
         Command::Enable { yes } => enable(&telemetry, *yes, io),

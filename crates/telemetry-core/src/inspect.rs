@@ -195,7 +195,8 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn run_id_of(path: &Path) -> String {
+/// The run id a payload file is named after (its name without `.json`).
+pub fn run_id_of(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()

@@ -185,6 +185,16 @@ impl Builder {
         &self.app
     }
 
+    /// Decides, and returns a handle for looking, not recording: no notice, no warnings
+    /// printed (they stay in [`Telemetry::warnings`] for the caller to show), recording off.
+    /// What `telemetry status`, `show` and the uploader decide with; writes nothing.
+    pub fn build_inspector(self) -> Telemetry {
+        self.notice(NoticeMode::Never)
+            .print_warnings(false)
+            .recording(false)
+            .build()
+    }
+
     /// Decides, and returns the handle. Never fails and never panics: any doubt means
     /// disabled, with a warning. Writes nothing, except the opt-out notice marker in the
     /// run that shows the notice.
@@ -850,10 +860,7 @@ impl Telemetry {
         self.builder
             .clone()
             .env(Env::from_process())
-            .notice(NoticeMode::Never)
-            .print_warnings(false)
-            .recording(false)
-            .build()
+            .build_inspector()
     }
 
     /// The number of pending payload files (`uploads-pending/*.json`). Creates nothing.

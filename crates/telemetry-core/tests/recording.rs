@@ -350,3 +350,24 @@ fn the_payload_states_the_redaction_outcome_and_counts() {
     ]);
     assert_eq!(outcome(&e), (RedactionStatus::Rejected, 2, 1));
 }
+
+#[test]
+fn an_inspector_of_an_enabled_install_decides_alike_and_records_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    handle(home.path(), &[]).enable().unwrap();
+    let before = files_under(home.path());
+    let inspector = Telemetry::builder("acme")
+        .env(env(home.path(), &[]))
+        .event::<CommandRun>()
+        .notice(telemetry_core::NoticeMode::Always)
+        .build_inspector();
+    assert!(inspector.is_enabled());
+    inspector.record(&CommandRun {
+        outcome: Outcome::Success,
+        duration: Duration::from_millis(250),
+        flag: true,
+        note: None,
+    });
+    assert_eq!(inspector.flush().expect("flush"), None);
+    assert_eq!(files_under(home.path()), before, "the inspector wrote");
+}

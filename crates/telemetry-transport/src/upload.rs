@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
-use telemetry_core::inspect::{read_payload_file, sha256_hex};
-use telemetry_core::{Builder, NoticeMode, PayloadKind};
+use telemetry_core::inspect::{read_payload_file, run_id_of, sha256_hex};
+use telemetry_core::{Builder, PayloadKind};
 use telemetry_schema::validate_payload;
 use ureq::tls::{PemItem, RootCerts, TlsConfig};
 
@@ -170,13 +170,7 @@ struct Plan {
 /// Decides again from the same settings (config, consent token and the builder's environment are
 /// read now), then checks the endpoint, proxy and CA bundle. No network.
 fn plan(builder: &Builder, options: &UploadOptions) -> Result<Plan, UploadError> {
-    let telemetry = builder
-        .clone()
-        .notice(NoticeMode::Never)
-        .print_warnings(false)
-        .recording(false)
-        .upload_support(true)
-        .build();
+    let telemetry = builder.clone().upload_support(true).build_inspector();
     let sendability = telemetry.sendability(PayloadKind::Pending, true);
     if !sendability.sendable {
         return Err(UploadError::Refused(sendability.reason));
@@ -445,12 +439,6 @@ fn describe(error: &ureq::Error) -> String {
 
 fn unix(t: SystemTime) -> i64 {
     telemetry_core::time::unix_seconds(t)
-}
-
-fn run_id_of(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 /// An upload running on a background thread, so that the host never waits for the network.
