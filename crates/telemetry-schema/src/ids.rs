@@ -1,15 +1,16 @@
 //! Checked string types: every string that can appear in an envelope is one of these.
 //!
-//! Each type checks its format in Rust when it is constructed (and when it is deserialised, through
-//! `#[serde(try_from = "String")]`) and publishes the same constraint as a JSON Schema `pattern`, so a
-//! payload that passes either check passes both. None of these formats can hold a path (`/`, `\`), an
+//! Each type checks its format in Rust when it is constructed (and when it is deserialised) and
+//! publishes the same constraint as a JSON Schema `pattern`, so a payload that passes either check
+//! passes both. None of these formats can hold a path (`/`, `\`), an
 //! e-mail address or user name (`@`), whitespace or control characters.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smol_str::SmolStr;
 
 /// Why a string was refused by one of the checked string types.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,9 +53,11 @@ macro_rules! checked_string {
         expected = $expected:expr, description = $desc:expr
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        ///
+        /// Stored inline when at most 23 bytes long (most names and labels), so decoding one
+        /// allocates nothing; cloning a longer one shares it.
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(SmolStr);
 
         impl $name {
             /// The JSON Schema `pattern` this type publishes (ECMA-262 and Rust `regex` compatible).
@@ -63,18 +66,30 @@ macro_rules! checked_string {
             pub const MAX_LEN: usize = $max;
 
             /// Checks `value` and wraps it.
-            pub fn new(value: impl Into<String>) -> Result<Self, FormatError> {
-                let value = value.into();
-                if value.chars().count() <= $max && $check(&value) {
-                    Ok(Self(value))
+            pub fn new(value: impl AsRef<str>) -> Result<Self, FormatError> {
+                let value = value.as_ref();
+                if value.chars().count() <= $max && $check(value) {
+                    Ok(Self(SmolStr::new(value)))
                 } else {
-                    Err(FormatError::new(stringify!($name), $expected, &value))
+                    Err(FormatError::new(stringify!($name), $expected, value))
                 }
             }
 
             /// The checked string.
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_str(CheckedVisitor(|s: &str| Self::new(s)))
             }
         }
 
@@ -94,7 +109,7 @@ macro_rules! checked_string {
 
         impl From<$name> for String {
             fn from(value: $name) -> String {
-                value.0
+                value.0.into()
             }
         }
 
@@ -131,6 +146,22 @@ macro_rules! checked_string {
             }
         }
     };
+}
+
+/// Deserialises any JSON string (borrowed, or unescaped into a scratch buffer) through a checked
+/// constructor: no `String` in between.
+struct CheckedVisitor<F>(F);
+
+impl<T, F: FnOnce(&str) -> Result<T, FormatError>> serde::de::Visitor<'_> for CheckedVisitor<F> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<T, E> {
+        (self.0)(value).map_err(E::custom)
+    }
 }
 
 fn is_lower_alnum(c: char) -> bool {
@@ -300,14 +331,14 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 impl SessionId {
     /// Wraps 128 random bits (the caller draws them from the OS CSPRNG).
     pub fn from_bytes(bytes: [u8; 16]) -> Self {
-        Self(hex(&bytes))
+        Self(hex(&bytes).into())
     }
 }
 
 impl DailyId {
     /// Wraps the first 128 bits of an HMAC-SHA-256 output (the caller computes the HMAC).
     pub fn from_mac(mac: &[u8; 32]) -> Self {
-        Self(hex(&mac[..16]))
+        Self(hex(&mac[..16]).into())
     }
 }
 
@@ -329,7 +360,7 @@ impl RunId {
 impl Sha256Hex {
     /// Wraps a SHA-256 digest.
     pub fn from_digest(digest: &[u8; 32]) -> Self {
-        Self(hex(digest))
+        Self(hex(digest).into())
     }
 }
 
@@ -556,5 +587,35 @@ mod tests {
         ] {
             assert!(RedactedText::new(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn checked_strings_decode_and_encode_as_plain_json_strings() {
+        // Escaped, short (stored inline) and long (stored on the heap) values all round-trip.
+        let id: Identifier = serde_json::from_str(r#""comm\u0061nd_run""#).unwrap();
+        assert_eq!(id.as_str(), "command_run");
+        let long = "could not open <path>: permission denied".repeat(4);
+        let text: RedactedText = serde_json::from_value(serde_json::json!(long)).unwrap();
+        assert_eq!(text.as_str(), long);
+        assert_eq!(serde_json::to_string(&text).unwrap(), format!("{long:?}"));
+        assert_eq!(String::from(text.clone()), long);
+        assert_eq!(serde_json::to_string(&id).unwrap(), r#""command_run""#);
+
+        // The format is checked while decoding, with the checked type's own message.
+        let err = serde_json::from_str::<Identifier>(r#""Command""#).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid Identifier: \"Command\""),
+            "{err}"
+        );
+        let err = serde_json::from_str::<Label>(&format!("{:?}", "a".repeat(65))).unwrap_err();
+        assert!(err.to_string().starts_with("invalid Label"), "{err}");
+        let err = serde_json::from_str::<Identifier>("5").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid type: integer `5`, expected a string"),
+            "{err}"
+        );
+        assert!(serde_json::from_str::<Version>("null").is_err());
     }
 }
