@@ -447,17 +447,76 @@ fn decode(bytes: &[u8], against_schema: bool) -> Result<ValidatedPayload, Valida
             limit: MAX_PAYLOAD_BYTES,
         });
     }
-    let newest = ENVELOPE_VERSIONS.len() - 1;
-    if against_schema && !envelope_validator_ready(newest) {
-        // The first validation in a process: compiling the schema costs about as much as parsing
-        // a large document, so the newest version's (what nearly every document declares) is
-        // compiled on a second thread meanwhile. Computation only; the result is the same.
-        return std::thread::scope(|scope| {
-            scope.spawn(|| envelope_validator(newest));
-            decode_bytes(bytes, against_schema)
-        });
+    if against_schema {
+        // The first validation in a process: compiling a schema costs about as much as parsing
+        // a large document, so the schema of the version the document declares (the newest if
+        // that cannot be read cheaply) is compiled on a second thread meanwhile. Computation
+        // only; the result is the same.
+        let index = peek_declared_index(bytes).unwrap_or(ENVELOPE_VERSIONS.len() - 1);
+        if !envelope_validator_ready(index) {
+            return std::thread::scope(|scope| {
+                scope.spawn(|| envelope_validator(index));
+                decode_bytes(bytes, against_schema)
+            });
+        }
     }
     decode_bytes(bytes, against_schema)
+}
+
+/// The index of the schema a document declares, read from its top-level `schema` member and
+/// nothing after it (the core writes that member first). `None` when there is no readable,
+/// known version before the document ends or stops being JSON; the full decode reports why.
+fn peek_declared_index(bytes: &[u8]) -> Option<usize> {
+    use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess};
+
+    #[derive(Deserialize)]
+    struct Declared {
+        version: String,
+    }
+
+    /// Whether a member name is `schema`, without allocating it.
+    struct IsSchema(bool);
+
+    impl<'de> Deserialize<'de> for IsSchema {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl de::Visitor<'_> for Visitor {
+                type Value = IsSchema;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a member name")
+                }
+                fn visit_str<E: de::Error>(self, name: &str) -> Result<IsSchema, E> {
+                    Ok(IsSchema(name == "schema"))
+                }
+            }
+            deserializer.deserialize_str(Visitor)
+        }
+    }
+
+    struct Peek<'a>(&'a mut Option<usize>);
+
+    impl<'de> de::Visitor<'de> for Peek<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(IsSchema(is_schema)) = map.next_key()? {
+                if is_schema {
+                    let declared: Declared = map.next_value()?;
+                    *self.0 = version_index(&declared.version).ok().map(|(_, i)| i);
+                    // Found: stop here rather than read the rest of the document.
+                    return Err(de::Error::custom("declared version found"));
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+
+    let mut found = None;
+    let _stopped = serde_json::Deserializer::from_slice(bytes).deserialize_map(Peek(&mut found));
+    found
 }
 
 /// The fast path first; whatever it does not accept goes the reference way. The fast path
@@ -684,6 +743,57 @@ mod tests {
             check_depth(inner.as_bytes()),
             Err(ValidationError::TooDeep { limit: MAX_DEPTH })
         );
+    }
+
+    #[test]
+    fn the_declared_version_is_peeked_from_the_schema_member_alone() {
+        let schema =
+            |version: &str| format!(r#"{{"id":"{ENVELOPE_SCHEMA_ID}","version":"{version}"}}"#);
+        let (old, new) = (Some(0), Some(ENVELOPE_VERSIONS.len() - 1));
+        let cases = [
+            (format!(r#"{{"schema":{}}}"#, schema("1.0.0")), old),
+            (format!(r#"{{"schema":{}}}"#, schema(ENVELOPE_VERSION)), new),
+            // Not first: the members before it are skipped, not decoded.
+            (
+                format!(
+                    r#"{{"run_id":7,"events":[[1,{{}}]],"schema":{}}}"#,
+                    schema("1.0.0")
+                ),
+                old,
+            ),
+            // Whatever follows the schema member is not read: broken JSON after it still peeks.
+            (
+                format!(r#"{{"schema":{},"events":[}}"#, schema("1.0.0")),
+                old,
+            ),
+            (format!(r#"{{"schema":{}}}"#, schema("9.0.0")), None),
+            (format!(r#"{{"schema":{}}}"#, schema("1.0.0-rc.1")), None),
+            (r#"{"schema":{"version":7}}"#.to_owned(), None),
+            (r#"{"schema":"1.0.0"}"#.to_owned(), None),
+            (r#"{"events":[]}"#.to_owned(), None),
+            (r#"[{"schema":{"version":"1.0.0"}}]"#.to_owned(), None),
+            (r#"{"schema":"#.to_owned(), None),
+            (String::new(), None),
+            // Nesting far beyond serde_json's recursion limit before the member: skipped without
+            // recursion (no stack overflow), and the member after it is still found.
+            (
+                format!(
+                    r#"{{"a":{}0{},"schema":{}}}"#,
+                    "[".repeat(100_000),
+                    "]".repeat(100_000),
+                    schema("1.0.0")
+                ),
+                old,
+            ),
+        ];
+        for (document, expected) in cases {
+            assert_eq!(
+                peek_declared_index(document.as_bytes()),
+                expected,
+                "{:.120}",
+                document
+            );
+        }
     }
 
     #[test]
