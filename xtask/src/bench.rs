@@ -1,4 +1,4 @@
-//! `cargo xtask bench-cli [--iterations N] [--payloads N]`: whole-process wall time of the
+//! `cargo xtask bench-cli [--iterations N] [--payloads N] [--profile NAME]`: whole-process wall time of the
 //! `telemetry` CLI against a hello-world binary built with the same profile (issue #5).
 //!
 //! Targets: `telemetry status` and `telemetry show` within 1.5× the median wall time of
@@ -32,20 +32,31 @@ const LARGE_PAYLOAD_BYTES: usize = 1024 * 1024;
 /// Iterations of every case run and discarded before measuring.
 const WARMUP: usize = 20;
 
-const USAGE: &str = "usage: cargo xtask bench-cli [--iterations N] [--payloads N]";
+const USAGE: &str = "usage: cargo xtask bench-cli [--iterations N] [--payloads N] [--profile NAME]";
 
 struct Options {
     iterations: usize,
     payloads: usize,
+    /// The cargo profile both `telemetry` and hello are built with (`dist` unless told).
+    profile: String,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Options> {
     let mut options = Options {
         iterations: 300,
         payloads: 20,
+        profile: "dist".into(),
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
+        if arg == "--profile" {
+            options.profile = args
+                .next()
+                .filter(|name| !name.is_empty() && !name.starts_with('-'))
+                .with_context(|| format!("--profile needs a profile name; {USAGE}"))?
+                .clone();
+            continue;
+        }
         let slot = match arg.as_str() {
             "--iterations" => &mut options.iterations,
             "--payloads" => &mut options.payloads,
@@ -77,14 +88,14 @@ struct Binaries {
     acme: PathBuf,
 }
 
-/// `cargo build --profile dist` (how binaries ship: release with fat LTO) of the `telemetry`
+/// `cargo build --profile <profile>` (`dist` by default: how binaries ship, release with fat LTO) of the `telemetry`
 /// binary and the `hello` and `acme` examples; the paths come from cargo's own messages, so any
 /// target directory works.
-fn build(root: &Path) -> anyhow::Result<Binaries> {
+fn build(root: &Path, profile: &str) -> anyhow::Result<Binaries> {
     let args = [
         "build",
         "--profile",
-        "dist",
+        profile,
         "--message-format=json-render-diagnostics",
         "-p",
         "telemetry-cli",
@@ -104,7 +115,7 @@ fn build(root: &Path) -> anyhow::Result<Binaries> {
         .output()
         .context("running cargo build")?;
     if !output.status.success() {
-        bail!("cargo build --profile dist failed ({})", output.status);
+        bail!("cargo build --profile {profile} failed ({})", output.status);
     }
     let (mut telemetry, mut hello, mut acme) = (None, None, None);
     for line in String::from_utf8_lossy(&output.stdout).lines() {
@@ -304,7 +315,7 @@ fn quantile(samples: &[Duration], q: f64) -> Duration {
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let options = parse(args)?;
     let root = repo_root();
-    let bins = build(&root)?;
+    let bins = build(&root, &options.profile)?;
     let target_dir = bins
         .telemetry
         .parent()
@@ -518,7 +529,14 @@ mod tests {
     #[test]
     fn options() {
         let o = parse(&["--iterations".into(), "5".into()]).unwrap();
-        assert_eq!((o.iterations, o.payloads), (5, 20));
+        assert_eq!(
+            (o.iterations, o.payloads, o.profile.as_str()),
+            (5, 20, "dist")
+        );
+        let o = parse(&["--profile".into(), "release".into()]).unwrap();
+        assert_eq!(o.profile, "release");
+        assert!(parse(&["--profile".into()]).is_err());
+        assert!(parse(&["--profile".into(), "--iterations".into()]).is_err());
         assert!(parse(&["--iterations".into()]).is_err());
         assert!(parse(&["--bogus".into()]).is_err());
     }
