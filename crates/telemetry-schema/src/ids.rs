@@ -2,8 +2,8 @@
 //!
 //! Each type checks its format in Rust when it is constructed (and when it is deserialised) and
 //! publishes the same constraint as a JSON Schema `pattern`, so a payload that passes either check
-//! passes both. None of these formats can hold a path (`/`, `\`), an
-//! e-mail address or user name (`@`), whitespace or control characters.
+//! passes both. None of these formats can hold a path (`/`, `\`), an e-mail address or user name
+//! (`@`), whitespace or control characters.
 
 use std::borrow::Cow;
 use std::fmt;

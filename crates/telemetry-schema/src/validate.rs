@@ -447,11 +447,11 @@ fn decode(bytes: &[u8], against_schema: bool) -> Result<ValidatedPayload, Valida
             limit: MAX_PAYLOAD_BYTES,
         });
     }
-    if against_schema {
-        // The first validation in a process: compiling a schema costs about as much as parsing
-        // a large document, so the schema of the version the document declares (the newest if
-        // that cannot be read cheaply) is compiled on a second thread meanwhile. Computation
-        // only; the result is the same.
+    // Until every schema is compiled (the first validations in a process): compiling one costs
+    // about as much as parsing a large document, so the schema of the version the document
+    // declares (the newest if that cannot be read cheaply) is compiled on a second thread
+    // meanwhile. Computation only; the result is the same.
+    if against_schema && !(0..ENVELOPE_VERSIONS.len()).all(envelope_validator_ready) {
         let index = peek_declared_index(bytes).unwrap_or(ENVELOPE_VERSIONS.len() - 1);
         if !envelope_validator_ready(index) {
             return std::thread::scope(|scope| {
@@ -474,25 +474,6 @@ fn peek_declared_index(bytes: &[u8]) -> Option<usize> {
         version: String,
     }
 
-    /// Whether a member name is `schema`, without allocating it.
-    struct IsSchema(bool);
-
-    impl<'de> Deserialize<'de> for IsSchema {
-        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            struct Visitor;
-            impl de::Visitor<'_> for Visitor {
-                type Value = IsSchema;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("a member name")
-                }
-                fn visit_str<E: de::Error>(self, name: &str) -> Result<IsSchema, E> {
-                    Ok(IsSchema(name == "schema"))
-                }
-            }
-            deserializer.deserialize_str(Visitor)
-        }
-    }
-
     struct Peek<'a>(&'a mut Option<usize>);
 
     impl<'de> de::Visitor<'de> for Peek<'_> {
@@ -501,8 +482,9 @@ fn peek_declared_index(bytes: &[u8]) -> Option<usize> {
             f.write_str("a JSON object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            while let Some(IsSchema(is_schema)) = map.next_key()? {
-                if is_schema {
+            // Top-level member names only: a handful of short strings.
+            while let Some(name) = map.next_key::<String>()? {
+                if name == "schema" {
                     let declared: Declared = map.next_value()?;
                     *self.0 = version_index(&declared.version).ok().map(|(_, i)| i);
                     // Found: stop here rather than read the rest of the document.
