@@ -17,6 +17,7 @@ use telemetry_schema::{
 
 use crate::decision::Stage;
 use crate::paths::Paths;
+use crate::payload_index::{self, PayloadIndex};
 use crate::store;
 use crate::telemetry::Telemetry;
 
@@ -191,7 +192,8 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
-    files.sort();
+    // One directory: comparing names is enough, and cheaper than whole paths.
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     files
 }
 
@@ -283,45 +285,86 @@ impl Telemetry {
     }
 
     /// Every pending and preview payload, with what `telemetry show` prints about it.
+    ///
+    /// A payload the recorder wrote and nobody changed since is summarised from the recorder's
+    /// index (see `payload_index`); any other file is read and decoded.
     pub fn payloads(&self) -> Vec<PayloadSummary> {
-        self.stored_files()
-            .into_iter()
-            .map(|(path, kind)| {
-                let run_id = run_id_of(&path);
+        let Some(paths) = self.paths() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (dir, kind) in [
+            (paths.pending_dir(), PayloadKind::Pending),
+            (paths.previews_dir(), PayloadKind::Preview),
+        ] {
+            let files = json_files(&dir);
+            if files.is_empty() {
+                continue;
+            }
+            let index = payload_index::load(&dir);
+            out.extend(
+                files
+                    .into_iter()
+                    .map(|path| self.summarise(path, kind, &index)),
+            );
+        }
+        out
+    }
+
+    fn summarise(&self, path: PathBuf, kind: PayloadKind, index: &PayloadIndex) -> PayloadSummary {
+        let run_id = run_id_of(&path);
+        let meta = std::fs::symlink_metadata(&path).ok();
+        let indexed = meta.as_ref().and_then(|meta| {
+            let name = path.file_name()?.to_str()?;
+            index.summary(name, meta)
+        });
+        let (size, checked) = match (indexed, &meta) {
+            (Some(summary), Some(meta)) => (
+                meta.len(),
+                Ok((
+                    summary.day.to_string(),
+                    summary.schema_version.to_string(),
+                    summary.events,
+                )),
+            ),
+            _ => {
                 let bytes = read_payload_file(&path);
                 let size = match &bytes {
                     Ok(bytes) => bytes.len() as u64,
-                    Err(_) => std::fs::metadata(&path).map_or(0, |m| m.len()),
+                    Err(_) => meta.as_ref().map_or(0, std::fs::Metadata::len),
                 };
                 let checked = bytes
                     .map_err(|e| e.to_string())
-                    .and_then(|bytes| decode_payload(&bytes).map_err(|e| e.to_string()));
-                let readable = checked.is_ok();
-                let Sendability { sendable, reason } = self.sendability(kind, readable);
-                let (day, schema_version, events, problem) = match checked {
-                    Ok(p) => (
-                        Some(p.envelope.period.day.to_string()),
-                        Some(p.version.to_string()),
-                        Some(p.envelope.events.len()),
-                        None,
-                    ),
-                    Err(problem) => (None, None, None, Some(problem)),
-                };
-                PayloadSummary {
-                    run_id,
-                    kind,
-                    path,
-                    size,
-                    day,
-                    schema_version,
-                    events,
-                    readable,
-                    problem,
-                    sendable,
-                    sendable_reason: reason,
-                }
-            })
-            .collect()
+                    .and_then(|bytes| decode_payload(&bytes).map_err(|e| e.to_string()))
+                    .map(|p| {
+                        (
+                            p.envelope.period.day.to_string(),
+                            p.version.to_string(),
+                            p.envelope.events.len(),
+                        )
+                    });
+                (size, checked)
+            }
+        };
+        let readable = checked.is_ok();
+        let Sendability { sendable, reason } = self.sendability(kind, readable);
+        let (day, schema_version, events, problem) = match checked {
+            Ok((day, version, events)) => (Some(day), Some(version), Some(events), None),
+            Err(problem) => (None, None, None, Some(problem)),
+        };
+        PayloadSummary {
+            run_id,
+            kind,
+            path,
+            size,
+            day,
+            schema_version,
+            events,
+            readable,
+            problem,
+            sendable,
+            sendable_reason: reason,
+        }
     }
 
     /// Finds a payload by run id (in `uploads-pending/`, then `previews/`) or by path, reads

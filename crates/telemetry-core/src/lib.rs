@@ -57,6 +57,7 @@ pub mod event;
 pub mod inspect;
 mod manage;
 pub mod paths;
+mod payload_index;
 mod recorder;
 pub mod redact;
 pub mod store;

@@ -350,6 +350,13 @@ impl Recorder {
         if self.mode == Mode::Live {
             enforce_bounds(dir, self.limits);
         }
+        let summary = crate::payload_index::Summary {
+            day: envelope.period.day,
+            schema_version: envelope.schema.version.clone(),
+            events: envelope.events.len(),
+        };
+        // A cache for `show`: failing to update it costs a re-read there, never this payload.
+        let _ = crate::payload_index::record(dir, &name, summary);
         Ok(Some(dir.join(name)))
     }
 

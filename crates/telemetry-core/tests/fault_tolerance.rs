@@ -160,7 +160,10 @@ fn wait_for_a_write_to_begin(dir: &Path, complete: usize) {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut known: Option<Vec<String>> = None;
     while Instant::now() < deadline {
-        let names: Vec<String> = entries(dir).into_iter().filter(|n| n != ".lock").collect();
+        let names: Vec<String> = entries(dir)
+            .into_iter()
+            .filter(|n| n != ".lock" && n != ".index")
+            .collect();
         match &known {
             None if names.iter().filter(|n| n.ends_with(".json")).count() >= complete => {
                 known = Some(names);
@@ -261,14 +264,38 @@ fn a_payload_file_is_complete_and_valid_or_absent_even_when_killed_mid_flush() {
             assert_eq!(format!("{}.json", checked.envelope.run_id.as_str()), *name);
         }
         payloads += valid.len();
-        // Anything else must be hidden from readers: the lock and atomic-write temporaries.
+        // What `show` lists (from the recorder's index where it applies) agrees with the bytes.
+        let inspector = Telemetry::builder("acme")
+            .env(env(&home))
+            .print_warnings(false)
+            .build_inspector();
+        let listed: Vec<_> = inspector
+            .payloads()
+            .into_iter()
+            .map(|p| (p.run_id, p.readable, p.day, p.schema_version, p.events))
+            .collect();
+        let decoded: Vec<_> = valid
+            .iter()
+            .map(|(name, checked)| {
+                (
+                    name.trim_end_matches(".json").to_owned(),
+                    true,
+                    Some(checked.envelope.period.day.to_string()),
+                    Some(checked.version.to_string()),
+                    Some(checked.envelope.events.len()),
+                )
+            })
+            .collect();
+        assert_eq!(listed, decoded, "show's summaries differ from the payloads");
+        // Anything else must be hidden from readers: the lock, the recorder's index and
+        // atomic-write temporaries.
         let others: Vec<String> = entries(&dir)
             .into_iter()
             .filter(|n| !n.ends_with(".json"))
             .collect();
         for name in &others {
             assert!(
-                name == ".lock" || name.starts_with(".tmp-"),
+                name == ".lock" || name == ".index" || name.starts_with(".tmp-"),
                 "unexpected file {name} in {}",
                 dir.display()
             );
