@@ -2,7 +2,7 @@
 
 use std::io;
 
-use clap::{Args, Subcommand};
+use clap::{ArgMatches, Args, FromArgMatches, Subcommand};
 use telemetry_core::config::{self, KEYS, SetError};
 use telemetry_core::{Builder, EnableError, StatusReport, Telemetry};
 
@@ -19,85 +19,172 @@ pub struct TelemetryArgs {
 }
 
 /// The telemetry commands.
+///
+/// Each one's arguments are built only when it is the one invoked ([`Deferred`]): a host that
+/// mounts these, and every run of `telemetry`, pays for one command's arguments, not all.
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
     /// Show whether telemetry is on, why, and what is stored (never touches the network).
-    Status {
-        /// One JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Status(Deferred<JsonFlag>),
     /// Give consent: telemetry on from the next run (refused under DO_NOT_TRACK and other overrides).
-    Enable {
-        /// Do not ask for confirmation.
-        #[arg(long)]
-        yes: bool,
-    },
+    Enable(Deferred<YesFlag>),
     /// Take consent back and delete the consent token, install secret and pending payloads.
     Disable,
     /// Read or change `config.toml`.
     #[command(subcommand)]
-    Config(ConfigCommand),
+    Config(Deferred<ConfigCommand>),
     /// List every pending and preview payload: run id, day, size, schema version, events,
     /// and whether it may be sent now (and why not).
-    Show {
-        /// One JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Show(Deferred<JsonFlag>),
     /// Show one payload exactly as it would be sent: its bytes and SHA-256, whether it
     /// validates, its redaction, each field's privacy in plain words, and whether it may be
     /// sent now. Never touches the network.
     #[command(name = "verify-payload")]
-    VerifyPayload {
-        /// A run id (see `show`) or the path of a payload file.
-        #[arg(value_name = "RUN_ID|PATH")]
-        target: String,
-        /// One JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    VerifyPayload(Deferred<VerifyPayloadArgs>),
     /// Every event the app can record: each field, its values and its privacy mechanism and ε.
-    Catalog {
-        /// The catalogue as JSON (validates against the catalogue schema).
-        #[arg(long)]
-        json: bool,
-    },
+    Catalog(Deferred<CatalogArgs>),
     /// Estimate true proportions and means from payload files or directories (e.g. collected
     /// from many installs). Invalid files are reported and skipped.
-    Aggregate {
-        /// Payload files, or directories searched for payload files (`<run id>.json`).
-        #[arg(required = true, value_name = "PATH")]
-        paths: Vec<std::path::PathBuf>,
-        /// A JSON list of rows instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Aggregate(Deferred<AggregateArgs>),
     /// Remove every file the toolkit created for the app (consent, secret, payloads, previews,
     /// ledger, config), and say what was removed.
-    Purge {
-        /// Do not ask for confirmation.
-        #[arg(long)]
-        yes: bool,
-    },
+    Purge(Deferred<YesFlag>),
     /// Send pending payloads to the endpoint (decided again first; nothing is sent under
     /// DO_NOT_TRACK or any other override, or without consent). Upload builds only.
     #[cfg(feature = "upload")]
-    Upload {
-        /// The endpoint (https://, or http:// to a loopback address); default:
-        /// `telemetry.endpoint` from the config.
-        #[arg(long, value_name = "URL")]
-        endpoint: Option<String>,
-        /// One JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Upload(Deferred<UploadArgs>),
     /// Print the payload envelope's JSON Schema (self-contained, draft 2020-12).
-    Schema {
-        /// A schema version this build knows, e.g. 1.0.0 (default: the newest).
-        #[arg(long)]
-        version: Option<String>,
-    },
+    Schema(Deferred<SchemaArgs>),
+}
+
+/// `--json` of `status` and `show`.
+#[derive(Args, Debug, Clone)]
+pub struct JsonFlag {
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--yes` of `enable` and `purge`.
+#[derive(Args, Debug, Clone)]
+pub struct YesFlag {
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// The arguments of `verify-payload`.
+#[derive(Args, Debug, Clone)]
+pub struct VerifyPayloadArgs {
+    /// A run id (see `show`) or the path of a payload file.
+    #[arg(value_name = "RUN_ID|PATH")]
+    pub target: String,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `catalog`.
+#[derive(Args, Debug, Clone)]
+pub struct CatalogArgs {
+    /// The catalogue as JSON (validates against the catalogue schema).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `aggregate`.
+#[derive(Args, Debug, Clone)]
+pub struct AggregateArgs {
+    /// Payload files, or directories searched for payload files (`<run id>.json`).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<std::path::PathBuf>,
+    /// A JSON list of rows instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `upload`.
+#[cfg(feature = "upload")]
+#[derive(Args, Debug, Clone)]
+pub struct UploadArgs {
+    /// The endpoint (https://, or http:// to a loopback address); default:
+    /// `telemetry.endpoint` from the config.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `schema`.
+#[derive(Args, Debug, Clone)]
+pub struct SchemaArgs {
+    /// A schema version this build knows, e.g. 1.0.0 (default: the newest).
+    #[arg(long)]
+    pub version: Option<String>,
+}
+
+/// A command's arguments (or subcommands), added to its `clap::Command` only when clap builds
+/// that command, i.e. when it is the one being parsed or its help is shown
+/// ([`clap::Command::defer`]). Parsing, help and errors are unchanged.
+#[derive(Debug, Clone)]
+pub struct Deferred<T>(pub T);
+
+impl<T> std::ops::Deref for Deferred<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: FromArgMatches> FromArgMatches for Deferred<T> {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(matches).map(Self)
+    }
+    fn from_arg_matches_mut(matches: &mut ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches_mut(matches).map(Self)
+    }
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+    fn update_from_arg_matches_mut(&mut self, matches: &mut ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches_mut(matches)
+    }
+}
+
+impl<T: Args> Args for Deferred<T> {
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|cmd| keeping_about(cmd, T::augment_args))
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|cmd| keeping_about(cmd, T::augment_args_for_update))
+    }
+}
+
+impl<T: Subcommand> Subcommand for Deferred<T> {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|cmd| keeping_about(cmd, T::augment_subcommands))
+    }
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|cmd| keeping_about(cmd, T::augment_subcommands_for_update))
+    }
+    fn has_subcommand(name: &str) -> bool {
+        T::has_subcommand(name)
+    }
+}
+
+/// Runs a derived `augment` on `cmd` but keeps `cmd`'s description: the derive sets it from the
+/// arguments type's doc comment, which, run deferred, would replace the command's own.
+fn keeping_about(cmd: clap::Command, augment: fn(clap::Command) -> clap::Command) -> clap::Command {
+    use clap::builder::Resettable;
+    let kept = |text: Option<&clap::builder::StyledStr>| {
+        text.cloned().map_or(Resettable::Reset, Resettable::Value)
+    };
+    let (about, long_about) = (kept(cmd.get_about()), kept(cmd.get_long_about()));
+    augment(cmd).about(about).long_about(long_about)
 }
 
 /// `telemetry config ...`.
@@ -152,20 +239,18 @@ pub fn run_as(builder: &Builder, args: &TelemetryArgs, form: Form, io: &mut Io<'
         .upload_support(cfg!(feature = "upload"))
         .build_inspector();
     let result = match &args.command {
-        Command::Status { json } => status(&telemetry, *json, io),
-        Command::Enable { yes } => enable(&telemetry, *yes, io),
+        Command::Status(a) => status(&telemetry, a.json, io),
+        Command::Enable(a) => enable(&telemetry, a.yes, io),
         Command::Disable => disable(&telemetry, io),
         Command::Config(cmd) => config_command(&telemetry, cmd, io),
-        Command::Show { json } => payloads::show(&telemetry, *json, io),
-        Command::VerifyPayload { target, json } => payloads::verify(&telemetry, target, *json, io),
-        Command::Catalog { json } => {
-            payloads::catalog(&telemetry, form == Form::Standalone, *json, io)
-        }
-        Command::Aggregate { paths, json } => payloads::aggregate(&telemetry, paths, *json, io),
-        Command::Purge { yes } => payloads::purge(&telemetry, *yes, io),
-        Command::Schema { version } => schema(version.as_deref(), io),
+        Command::Show(a) => payloads::show(&telemetry, a.json, io),
+        Command::VerifyPayload(a) => payloads::verify(&telemetry, &a.target, a.json, io),
+        Command::Catalog(a) => payloads::catalog(&telemetry, form == Form::Standalone, a.json, io),
+        Command::Aggregate(a) => payloads::aggregate(&telemetry, &a.paths, a.json, io),
+        Command::Purge(a) => payloads::purge(&telemetry, a.yes, io),
+        Command::Schema(a) => schema(a.version.as_deref(), io),
         #[cfg(feature = "upload")]
-        Command::Upload { endpoint, json } => crate::upload::upload(builder, endpoint, *json, io),
+        Command::Upload(a) => crate::upload::upload(builder, &a.endpoint, a.json, io),
     };
     let result = result.and_then(|code| io.out.flush().map(|()| code));
     match result {
@@ -494,5 +579,137 @@ fn config_command(telemetry: &Telemetry, cmd: &ConfigCommand, io: &mut Io<'_>) -
             }
             Ok(exit::OK)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    #[command(name = "host")]
+    struct Host {
+        #[command(subcommand)]
+        command: HostCommand,
+    }
+
+    #[derive(Subcommand, Debug)]
+    enum HostCommand {
+        /// The host's own work.
+        Work,
+        /// Telemetry, mounted.
+        Telemetry(TelemetryArgs),
+    }
+
+    fn telemetry_command() -> clap::Command {
+        Host::command()
+            .find_subcommand("telemetry")
+            .expect("mounted")
+            .clone()
+    }
+
+    #[test]
+    fn the_mounted_commands_are_valid_clap_commands() {
+        Host::command().debug_assert();
+    }
+
+    #[test]
+    fn arguments_are_built_only_for_the_command_being_parsed() {
+        let telemetry = telemetry_command();
+        for sub in telemetry.get_subcommands() {
+            assert_eq!(
+                sub.get_arguments().count(),
+                0,
+                "{} built its arguments before being parsed",
+                sub.get_name()
+            );
+            assert_eq!(
+                sub.get_subcommands().count(),
+                0,
+                "{} built its subcommands before being parsed",
+                sub.get_name()
+            );
+            assert!(
+                sub.get_about().is_some(),
+                "{} lost its description",
+                sub.get_name()
+            );
+        }
+        let mut built = telemetry;
+        built.build();
+        let verify = built.find_subcommand("verify-payload").unwrap();
+        let args: Vec<_> = verify
+            .get_arguments()
+            .map(|a| a.get_id().as_str())
+            .collect();
+        assert!(
+            args.contains(&"target") && args.contains(&"json"),
+            "{args:?}"
+        );
+        assert_eq!(
+            built
+                .find_subcommand("show")
+                .unwrap()
+                .get_about()
+                .unwrap()
+                .to_string(),
+            "List every pending and preview payload: run id, day, size, schema version, events, \
+             and whether it may be sent now (and why not)",
+            "the deferred arguments replaced the command's description"
+        );
+        let config = built.find_subcommand("config").unwrap();
+        let names: Vec<_> = config
+            .get_subcommands()
+            .map(clap::Command::get_name)
+            .collect();
+        assert_eq!(names, ["get", "set", "list", "help"]);
+        assert_eq!(
+            config.get_about().unwrap().to_string(),
+            "Read or change `config.toml`"
+        );
+    }
+
+    #[test]
+    fn deferred_arguments_parse_as_before() {
+        let parse = |args: &[&str]| Host::try_parse_from(args).map(|h| h.command);
+        let command = |args: &[&str]| match parse(args) {
+            Ok(HostCommand::Telemetry(t)) => t.command,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert!(
+            matches!(command(&["host", "telemetry", "show", "--json"]), Command::Show(a) if a.json)
+        );
+        assert!(matches!(command(&["host", "telemetry", "status"]), Command::Status(a) if !a.json));
+        assert!(matches!(
+            command(&["host", "telemetry", "verify-payload", "x", "--json"]),
+            Command::VerifyPayload(a) if a.target == "x" && a.json
+        ));
+        assert!(matches!(
+            command(&["host", "telemetry", "config", "set", "k", "-1"]),
+            Command::Config(c) if matches!(&*c, ConfigCommand::Set { key, value } if key == "k" && value == "-1")
+        ));
+        assert!(
+            matches!(command(&["host", "telemetry", "purge", "--yes"]), Command::Purge(a) if a.yes)
+        );
+        let usage = |args: &[&str]| parse(args).expect_err("a usage error").kind();
+        assert_eq!(
+            usage(&["host", "telemetry", "show", "--jsn"]),
+            clap::error::ErrorKind::UnknownArgument
+        );
+        assert_eq!(
+            usage(&["host", "telemetry", "verify-payload"]),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            usage(&["host", "telemetry", "aggregate"]),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            usage(&["host", "telemetry", "config"]),
+            clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        );
+        assert!(matches!(parse(&["host", "work"]), Ok(HostCommand::Work)));
     }
 }

@@ -46,7 +46,12 @@ mod payloads;
 #[cfg(feature = "upload")]
 mod upload;
 
-pub use commands::{Command, ConfigCommand, Form, TelemetryArgs, run, run_as, run_with_stdio};
+#[cfg(feature = "upload")]
+pub use commands::UploadArgs;
+pub use commands::{
+    AggregateArgs, CatalogArgs, Command, ConfigCommand, Deferred, Form, JsonFlag, SchemaArgs,
+    TelemetryArgs, VerifyPayloadArgs, YesFlag, run, run_as, run_with_stdio,
+};
 pub use output::{Io, with_stdio};
 
 /// Exit statuses of every command, documented in `docs/telemetry/v1/SPEC.md`.
