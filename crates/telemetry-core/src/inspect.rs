@@ -17,7 +17,7 @@ use telemetry_schema::{
 
 use crate::decision::Stage;
 use crate::paths::Paths;
-use crate::payload_index::{self, PayloadIndex};
+use crate::payload_index::{self, PayloadIndex, Summary};
 use crate::store;
 use crate::telemetry::Telemetry;
 
@@ -197,6 +197,14 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Where stored payloads live, in the order they are listed: pending first, then previews.
+fn stored_dirs(paths: &Paths) -> [(PathBuf, PayloadKind); 2] {
+    [
+        (paths.pending_dir(), PayloadKind::Pending),
+        (paths.previews_dir(), PayloadKind::Preview),
+    ]
+}
+
 /// The run id a payload file is named after (its name without `.json`).
 pub fn run_id_of(path: &Path) -> String {
     path.file_stem()
@@ -267,13 +275,10 @@ impl Telemetry {
         let Some(paths) = self.paths() else {
             return Vec::new();
         };
-        let pending = json_files(&paths.pending_dir())
+        stored_dirs(paths)
             .into_iter()
-            .map(|p| (p, PayloadKind::Pending));
-        let previews = json_files(&paths.previews_dir())
-            .into_iter()
-            .map(|p| (p, PayloadKind::Preview));
-        pending.chain(previews).collect()
+            .flat_map(|(dir, kind)| json_files(&dir).into_iter().map(move |p| (p, kind)))
+            .collect()
     }
 
     /// The pending payload files (`uploads-pending/*.json`), oldest first (run ids are UUIDv7,
@@ -293,10 +298,7 @@ impl Telemetry {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (dir, kind) in [
-            (paths.pending_dir(), PayloadKind::Pending),
-            (paths.previews_dir(), PayloadKind::Preview),
-        ] {
+        for (dir, kind) in stored_dirs(paths) {
             let files = json_files(&dir);
             if files.is_empty() {
                 continue;
@@ -319,14 +321,7 @@ impl Telemetry {
             index.summary(name, meta)
         });
         let (size, checked) = match (indexed, &meta) {
-            (Some(summary), Some(meta)) => (
-                meta.len(),
-                Ok((
-                    summary.day.to_string(),
-                    summary.schema_version.to_string(),
-                    summary.events,
-                )),
-            ),
+            (Some(summary), Some(meta)) => (meta.len(), Ok(summary.clone())),
             _ => {
                 let bytes = read_payload_file(&path);
                 let size = match &bytes {
@@ -336,12 +331,10 @@ impl Telemetry {
                 let checked = bytes
                     .map_err(|e| e.to_string())
                     .and_then(|bytes| decode_payload(&bytes).map_err(|e| e.to_string()))
-                    .map(|p| {
-                        (
-                            p.envelope.period.day.to_string(),
-                            p.version.to_string(),
-                            p.envelope.events.len(),
-                        )
+                    .map(|p| Summary {
+                        day: p.envelope.period.day,
+                        schema_version: p.version,
+                        events: p.envelope.events.len(),
                     });
                 (size, checked)
             }
@@ -349,7 +342,12 @@ impl Telemetry {
         let readable = checked.is_ok();
         let Sendability { sendable, reason } = self.sendability(kind, readable);
         let (day, schema_version, events, problem) = match checked {
-            Ok((day, version, events)) => (Some(day), Some(version), Some(events), None),
+            Ok(s) => (
+                Some(s.day.to_string()),
+                Some(s.schema_version.to_string()),
+                Some(s.events),
+                None,
+            ),
             Err(problem) => (None, None, None, Some(problem)),
         };
         PayloadSummary {
