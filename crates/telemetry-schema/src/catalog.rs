@@ -453,6 +453,111 @@ impl Catalog {
         Ok(())
     }
 
+    /// Checks that a (schema-valid) payload is one this catalogue allows: the same app, only
+    /// catalogued events and fields, each field's DP block exactly the catalogued mechanism and
+    /// parameters, and each value of the field's kind and domain (a label of its enum; noisy
+    /// integers may fall outside the range). At most `limit` problems are listed; the count of
+    /// the rest is in the returned [`PayloadMismatch`].
+    pub fn check_payload(
+        &self,
+        envelope: &crate::envelope::Envelope,
+        limit: usize,
+    ) -> Result<(), PayloadMismatch> {
+        use crate::envelope::FieldValue;
+        let mut out = PayloadMismatch::default();
+        let mut problem = |p: String| {
+            if out.problems.len() < limit {
+                out.problems.push(p);
+            } else {
+                out.more += 1;
+            }
+        };
+        if let Some(app) = &self.app
+            && app.name != envelope.app.name
+        {
+            problem(format!(
+                "app {:?} is not this catalogue's app {:?}",
+                envelope.app.name.as_str(),
+                app.name.as_str()
+            ));
+        }
+        for block in &envelope.privacy.dp {
+            match self.field(block.event.as_str(), block.field.as_str()) {
+                None => problem(format!(
+                    "{}.{}: not in the catalogue",
+                    block.event, block.field
+                )),
+                Some(spec) if spec.mechanism != block.params => problem(format!(
+                    "{}.{}: DP parameters differ from the catalogue's ({} ε {:?} declared, {} ε {:?} sent)",
+                    block.event,
+                    block.field,
+                    spec.mechanism.kind(),
+                    spec.mechanism.epsilon(),
+                    block.params.kind(),
+                    block.params.epsilon()
+                )),
+                Some(_) => {}
+            }
+        }
+        for (i, ev) in envelope.events.iter().enumerate() {
+            let Some(spec) = self.events.iter().find(|e| e.name == ev.name) else {
+                problem(format!(
+                    "events/{i}: event {} is not in the catalogue",
+                    ev.name
+                ));
+                continue;
+            };
+            for (name, value) in ev.fields.iter() {
+                let Some(field) = spec.fields.iter().find(|f| &f.name == name) else {
+                    problem(format!(
+                        "events/{i}: field {}.{name} is not in the catalogue",
+                        ev.name
+                    ));
+                    continue;
+                };
+                let Some(value) = value else { continue };
+                let fits = match (&field.kind, value) {
+                    (FieldKind::Bool {}, FieldValue::Bool(_)) => true,
+                    (FieldKind::Enum { values }, FieldValue::Label(l)) => values.contains(l),
+                    (
+                        FieldKind::Integer { .. } | FieldKind::Duration { .. },
+                        FieldValue::Integer(_),
+                    ) => {
+                        matches!(field.mechanism, MechanismParams::DiscreteLaplace { .. })
+                    }
+                    (
+                        FieldKind::Integer { .. } | FieldKind::Duration { .. },
+                        FieldValue::Bool(_),
+                    ) => {
+                        matches!(field.mechanism, MechanismParams::OneBitMean { .. })
+                    }
+                    (FieldKind::Version {}, FieldValue::Version(_)) => true,
+                    // A version-shaped label (`1`) decodes as a label.
+                    (FieldKind::Version {}, FieldValue::Label(l)) => {
+                        Version::new(l.as_str()).is_ok()
+                    }
+                    (FieldKind::Text { max_len }, FieldValue::Text(t)) => {
+                        t.redacted.as_str().chars().count() <= *max_len as usize
+                    }
+                    _ => false,
+                };
+                if !fits {
+                    problem(format!(
+                        "events/{i}: {}.{name} = {:?} is not {}",
+                        ev.name,
+                        value.display().chars().take(80).collect::<String>(),
+                        field.kind.describe()
+                    ));
+                }
+            }
+        }
+        if out.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    }
+
     /// Human-readable listing (one line per field) for `telemetry catalog`.
     pub fn describe(&self) -> String {
         let mut out = String::new();
@@ -573,3 +678,27 @@ mod tests {
         assert!(FieldSpec::text("x", "", 500).is_err());
     }
 }
+
+/// Why a payload does not fit its app's catalogue: the first problems, and how many more.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PayloadMismatch {
+    /// The first problems found, in order.
+    pub problems: Vec<String>,
+    /// How many more were not listed.
+    pub more: usize,
+}
+
+impl fmt::Display for PayloadMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("payload does not fit the app's catalogue:")?;
+        for p in &self.problems {
+            write!(f, "\n  {p}")?;
+        }
+        if self.more > 0 {
+            write!(f, "\n  … and {} more", self.more)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PayloadMismatch {}

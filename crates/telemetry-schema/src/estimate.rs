@@ -70,11 +70,21 @@ fn check(epsilon: f64, count: u64, n: u64) -> Result<(), EstimateError> {
 }
 
 /// De-biases a frequency oracle: `(count/n - q)/(p - q)`, SE `sqrt(y(1-y)/n)/(p - q)`.
+///
+/// The SE is evaluated at the report rate the estimate implies once clipped to `[0, 1]`: the
+/// observed rate whenever the estimate is in range, and `q` (or `p`) when noise pushed it out,
+/// where the observed rate would give a misleading SE of 0 (no report of a label at all).
 fn debias(count: u64, n: u64, p: f64, q: f64) -> Estimate {
     let y = count as f64 / n as f64;
+    let value = (y - q) / (p - q);
+    let y_var = if value.is_finite() {
+        q + value.clamp(0.0, 1.0) * (p - q)
+    } else {
+        y
+    };
     Estimate {
-        value: (y - q) / (p - q),
-        standard_error: (y * (1.0 - y) / n as f64).sqrt() / (p - q),
+        value,
+        standard_error: (y_var * (1.0 - y_var) / n as f64).sqrt() / (p - q),
         n,
     }
 }
@@ -134,18 +144,56 @@ pub fn discrete_laplace_noise_variance(epsilon: f64, sensitivity: u64) -> f64 {
 ///
 /// Theoretical SE: `sqrt((σ² + 2α/(1-α)²)/n)` where σ² is the variance of the clamped true values.
 pub fn estimate_discrete_laplace_mean(reports: &[i64]) -> Result<Estimate, EstimateError> {
-    let n = reports.len() as u64;
+    let mut moments = Moments::default();
+    for &r in reports {
+        moments.add(r);
+    }
+    estimate_discrete_laplace_mean_from_moments(&moments)
+}
+
+/// The sufficient statistics of integer reports: count, sum and sum of squares, exact (reports
+/// are within ±2^53 by schema, so `i128` sums of up to 2^20 reports, and `f64` beyond, suffice).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Moments {
+    /// Number of reports.
+    pub n: u64,
+    /// Sum of the reports.
+    pub sum: f64,
+    /// Sum of their squares.
+    pub sum_sq: f64,
+}
+
+impl Moments {
+    /// Adds one report.
+    pub fn add(&mut self, report: i64) {
+        let r = report as f64;
+        self.n += 1;
+        self.sum += r;
+        self.sum_sq += r * r;
+    }
+
+    /// Adds the moments of other reports.
+    pub fn merge(&mut self, other: &Moments) {
+        self.n += other.n;
+        self.sum += other.sum;
+        self.sum_sq += other.sum_sq;
+    }
+}
+
+/// [`estimate_discrete_laplace_mean`] from the reports' sufficient statistics, as a store computes
+/// them with `GROUP BY` (`count`, `sum`, `sum` of squares).
+pub fn estimate_discrete_laplace_mean_from_moments(
+    moments: &Moments,
+) -> Result<Estimate, EstimateError> {
+    let n = moments.n;
     if n == 0 {
         return Err(EstimateError::NoReports);
     }
-    // Two passes in f64: reports are within ±2^53 by schema, sums of 10^7 of them stay exact enough.
-    let mean = reports.iter().map(|&r| r as f64).sum::<f64>() / n as f64;
+    let mean = moments.sum / n as f64;
     let var = if n > 1 {
-        reports
-            .iter()
-            .map(|&r| (r as f64 - mean).powi(2))
-            .sum::<f64>()
-            / (n - 1) as f64
+        // Clamped at 0: in floating point, a sum of squares of equal values can land a hair
+        // below sum²/n.
+        ((moments.sum_sq - moments.sum * mean) / (n - 1) as f64).max(0.0)
     } else {
         0.0
     };
@@ -190,7 +238,36 @@ pub fn estimate_plain_frequency(count: u64, n: u64) -> Result<Estimate, Estimate
     Ok(debias(count, n, 1.0, 0.0))
 }
 
-/// One row of an aggregation table (what `telemetry aggregate` prints).
+/// Whether an estimate says anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EstimateStatus {
+    /// A usable estimate with its standard error.
+    Ok,
+    /// Fewer than 2 reports: no standard error can be estimated from them.
+    TooFewReports,
+    /// The mechanism's parameters leave (almost) no signal: the standard error is not finite or
+    /// wider than the whole range of the quantity (e.g. a forged ε of 1e-300). The number is
+    /// kept in `estimate`, but it means nothing.
+    Uninformative,
+}
+
+impl EstimateStatus {
+    /// A short note for people, `None` when the estimate is usable.
+    pub fn note(self) -> Option<&'static str> {
+        match self {
+            Self::Ok => None,
+            Self::TooFewReports => Some("too few reports for an error estimate (n < 2)"),
+            Self::Uninformative => Some("meaningless: these DP parameters leave no usable signal"),
+        }
+    }
+}
+
+/// The multiplier of the standard error for a two-sided 95% normal interval.
+pub const Z95: f64 = 1.959_963_984_540_054;
+
+/// One row of an aggregation table (what `telemetry aggregate` and `telemetry-collector report`
+/// print): one per boolean field, per label, or per mean, and per set of DP parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AggregateRow {
     /// Event name.
@@ -204,112 +281,265 @@ pub struct AggregateRow {
     /// The value whose frequency is estimated (`"true"` for booleans, the label for enums),
     /// or `None` for means.
     pub value: Option<String>,
-    /// The estimate: a proportion, or a mean.
+    /// The estimate, unbiased and not clipped: a proportion may fall slightly outside `[0, 1]`.
     pub estimate: f64,
+    /// The estimate as shown to people: a proportion clipped to `[0, 1]`, a 1BitMean mean to its
+    /// clamp range; a discrete Laplace mean as is.
+    pub shown: f64,
     /// Its standard error.
     pub standard_error: f64,
+    /// The 95% interval `estimate ± 1.96·SE`, clipped like `shown`.
+    pub ci95: (f64, f64),
     /// Number of (non-null) reports.
     pub n: u64,
+    /// Whether the estimate says anything.
+    pub status: EstimateStatus,
 }
 
-#[derive(Default)]
-struct Group {
-    bools: (u64, u64),
-    ints: Vec<i64>,
-    labels: BTreeMap<String, u64>,
-    n: u64,
+/// The sufficient statistics of one field's reports under one set of DP parameters: every
+/// estimator de-biases from these alone, so a store can compute them with `GROUP BY`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    /// Non-null reports of the mechanism's type.
+    pub n: u64,
+    /// `true` reports (randomised response, 1BitMean).
+    pub ones: u64,
+    /// Integer reports (discrete Laplace).
+    pub moments: Moments,
+    /// Reports per label, version or text (k-ary RR, not randomised, redaction only).
+    pub labels: BTreeMap<String, u64>,
 }
 
-/// Aggregates reports of every (event, field) across payloads, grouping by identical DP parameters.
-/// Enum rows cover the labels seen; use [`aggregate_with_catalog`] to include unseen labels.
+/// What a report adds to a [`Tally`]: the part of a [`FieldValue`] its mechanism uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report<'a> {
+    /// A bit (randomised response, 1BitMean).
+    Bit(bool),
+    /// A noisy integer (discrete Laplace).
+    Integer(i64),
+    /// A label, version or redacted text.
+    Label(&'a str),
+}
+
+impl<'a> Report<'a> {
+    /// The report `value` makes under `mechanism`, or `None` for a value of the wrong type
+    /// (`Envelope::check_consistency` reports those; they are never counted).
+    pub fn of(mechanism: MechanismKind, value: &'a FieldValue) -> Option<Self> {
+        match (mechanism, value) {
+            (
+                MechanismKind::RandomizedResponse | MechanismKind::OneBitMean,
+                FieldValue::Bool(b),
+            ) => Some(Self::Bit(*b)),
+            (MechanismKind::DiscreteLaplace, FieldValue::Integer(i)) => Some(Self::Integer(*i)),
+            (
+                MechanismKind::KRandomizedResponse
+                | MechanismKind::NotRandomized
+                | MechanismKind::RedactionOnly,
+                FieldValue::Label(l),
+            ) => Some(Self::Label(l.as_str())),
+            (
+                MechanismKind::KRandomizedResponse
+                | MechanismKind::NotRandomized
+                | MechanismKind::RedactionOnly,
+                FieldValue::Version(v),
+            ) => Some(Self::Label(v.as_str())),
+            (
+                MechanismKind::KRandomizedResponse
+                | MechanismKind::NotRandomized
+                | MechanismKind::RedactionOnly,
+                FieldValue::Text(t),
+            ) => Some(Self::Label(t.redacted.as_str())),
+            _ => None,
+        }
+    }
+}
+
+impl Tally {
+    /// Counts one report.
+    pub fn add(&mut self, report: Report<'_>) {
+        self.n += 1;
+        match report {
+            Report::Bit(b) => self.ones += u64::from(b),
+            Report::Integer(i) => self.moments.add(i),
+            Report::Label(l) => *self.labels.entry(l.to_owned()).or_default() += 1,
+        }
+    }
+
+    /// Adds another tally of the same field and parameters (e.g. another day's).
+    pub fn merge(&mut self, other: &Tally) {
+        self.n += other.n;
+        self.ones += other.ones;
+        self.moments.merge(&other.moments);
+        for (label, count) in &other.labels {
+            *self.labels.entry(label.clone()).or_default() += count;
+        }
+    }
+}
+
+/// Which reports a [`Tally`] counts: one field under one exact set of DP parameters. Reports
+/// made under different parameters never share a key, so they are never pooled.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TallyKey {
+    /// Event name.
+    pub event: String,
+    /// Field name.
+    pub field: String,
+    /// The DP parameter block as canonical JSON ([`params_key`]).
+    pub params: String,
+}
+
+/// The canonical JSON of a parameter block: the key that keeps different parameters apart.
+pub fn params_key(params: &MechanismParams) -> String {
+    serde_json::to_string(params).unwrap_or_default()
+}
+
+/// Tallies of many fields: what [`estimate_tallies`] turns into rows.
+#[derive(Debug, Clone, Default)]
+pub struct Tallies {
+    /// Per key, the parameters (decoded) and the tally.
+    pub fields: BTreeMap<TallyKey, (MechanismParams, Tally)>,
+}
+
+impl Tallies {
+    /// The tally of `event.field` under `params` (created empty).
+    pub fn entry(&mut self, event: &str, field: &str, params: &MechanismParams) -> &mut Tally {
+        let key = TallyKey {
+            event: event.to_owned(),
+            field: field.to_owned(),
+            params: params_key(params),
+        };
+        &mut self
+            .fields
+            .entry(key)
+            .or_insert_with(|| (params.clone(), Tally::default()))
+            .1
+    }
+
+    /// Counts every non-null report of one payload. The caller counts each run id once.
+    pub fn add_envelope(&mut self, envelope: &Envelope) {
+        for ev in &envelope.events {
+            for (field, value) in ev.fields.iter() {
+                let (Some(value), Some(params)) =
+                    (value, envelope.dp_block(ev.name.as_str(), field.as_str()))
+                else {
+                    continue;
+                };
+                if let Some(report) = Report::of(params.kind(), value) {
+                    self.entry(ev.name.as_str(), field.as_str(), params)
+                        .add(report);
+                }
+            }
+        }
+    }
+}
+
+/// Aggregates reports of every (event, field) across payloads, grouping by identical DP
+/// parameters and counting each run id once. Enum rows cover the labels seen; use
+/// [`aggregate_with_catalog`] to include unseen labels.
 pub fn aggregate(payloads: &[Envelope]) -> Vec<AggregateRow> {
-    aggregate_inner(payloads, None)
+    estimate_tallies(&tally_once(payloads), None)
 }
 
 /// Like [`aggregate`], and for enum fields whose domain digest matches the catalogue, one row per
 /// label of the domain (in domain order), including labels nobody reported.
 pub fn aggregate_with_catalog(payloads: &[Envelope], catalog: &Catalog) -> Vec<AggregateRow> {
-    aggregate_inner(payloads, Some(catalog))
+    estimate_tallies(&tally_once(payloads), Some(catalog))
 }
 
-fn aggregate_inner(payloads: &[Envelope], catalog: Option<&Catalog>) -> Vec<AggregateRow> {
-    // Key: (event, field, canonical JSON of the params) so that differing parameters never mix.
-    let mut groups: BTreeMap<(String, String, String), (MechanismParams, Group)> = BTreeMap::new();
+fn tally_once(payloads: &[Envelope]) -> Tallies {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut tallies = Tallies::default();
     for env in payloads {
-        for ev in &env.events {
-            for (field, value) in &ev.fields {
-                let (Some(value), Some(params)) =
-                    (value, env.dp_block(ev.name.as_str(), field.as_str()))
-                else {
-                    continue;
-                };
-                let key = (
-                    ev.name.to_string(),
-                    field.to_string(),
-                    serde_json::to_string(params).unwrap_or_default(),
-                );
-                let (_, g) = groups
-                    .entry(key)
-                    .or_insert_with(|| (params.clone(), Group::default()));
-                match (params.kind(), value) {
-                    (
-                        MechanismKind::RandomizedResponse | MechanismKind::OneBitMean,
-                        FieldValue::Bool(b),
-                    ) => {
-                        if *b {
-                            g.bools.1 += 1;
-                        } else {
-                            g.bools.0 += 1;
-                        }
-                    }
-                    (MechanismKind::DiscreteLaplace, FieldValue::Integer(i)) => g.ints.push(*i),
-                    (
-                        MechanismKind::KRandomizedResponse
-                        | MechanismKind::NotRandomized
-                        | MechanismKind::RedactionOnly,
-                        FieldValue::Label(_) | FieldValue::Version(_) | FieldValue::Text(_),
-                    ) => *g.labels.entry(value.display()).or_default() += 1,
-                    _ => continue, // a type mismatch: check_consistency reports it; never counted
-                }
-                g.n += 1;
-            }
+        if seen.insert(env.run_id.as_str()) {
+            tallies.add_envelope(env);
         }
     }
+    tallies
+}
 
+/// The bounds a shown value and its interval are clipped to, if any.
+fn bounds(params: &MechanismParams) -> Option<(f64, f64)> {
+    match params {
+        MechanismParams::OneBitMean { clamp, .. } => Some((clamp.min as f64, clamp.max as f64)),
+        MechanismParams::DiscreteLaplace { .. } => None,
+        _ => Some((0.0, 1.0)),
+    }
+}
+
+/// The width a standard error must stay under to say anything: the quantity's whole range.
+fn usable_width(params: &MechanismParams) -> f64 {
+    match params {
+        MechanismParams::OneBitMean { clamp, .. }
+        | MechanismParams::DiscreteLaplace { clamp, .. } => clamp.width() as f64,
+        _ => 1.0,
+    }
+}
+
+/// One row from an estimate: clipping, interval and status applied the same way everywhere.
+fn row(
+    key: &TallyKey,
+    params: &MechanismParams,
+    value: Option<String>,
+    e: Estimate,
+) -> AggregateRow {
+    let clip = |x: f64| match bounds(params) {
+        Some((lo, hi)) if x.is_finite() => x.clamp(lo, hi),
+        _ => x,
+    };
+    let status = if e.n < 2 {
+        EstimateStatus::TooFewReports
+    } else if !(e.value.is_finite() && e.standard_error.is_finite())
+        || e.standard_error > usable_width(params)
+    {
+        EstimateStatus::Uninformative
+    } else {
+        EstimateStatus::Ok
+    };
+    let half = Z95 * e.standard_error;
+    AggregateRow {
+        event: key.event.clone(),
+        field: key.field.clone(),
+        mechanism: params.kind(),
+        epsilon: params.epsilon(),
+        value,
+        estimate: e.value,
+        shown: clip(e.value),
+        standard_error: e.standard_error,
+        ci95: (clip(e.value - half), clip(e.value + half)),
+        n: e.n,
+        status,
+    }
+}
+
+/// De-biases every tally with its mechanism's estimator: one row per boolean field (`"true"`),
+/// per label, or per mean. With a catalogue, an enum field whose domain digest matches it has one
+/// row per label of the domain, in domain order, including labels nobody reported. The one
+/// implementation behind `telemetry aggregate` and `telemetry-collector report`.
+pub fn estimate_tallies(tallies: &Tallies, catalog: Option<&Catalog>) -> Vec<AggregateRow> {
     let mut rows = Vec::new();
-    for ((event, field, _), (params, g)) in groups {
-        let row = |value: Option<String>, e: Estimate| AggregateRow {
-            event: event.clone(),
-            field: field.clone(),
-            mechanism: params.kind(),
-            epsilon: params.epsilon(),
-            value,
-            estimate: e.value,
-            standard_error: e.standard_error,
-            n: e.n,
-        };
-        match &params {
+    for (key, (params, g)) in &tallies.fields {
+        let (event, field) = (key.event.as_str(), key.field.as_str());
+        match params {
             MechanismParams::RandomizedResponse { epsilon, .. } => {
-                if let Ok(e) = estimate_rr_proportion(g.bools.1, g.n, *epsilon) {
-                    rows.push(row(Some("true".into()), e));
+                if let Ok(e) = estimate_rr_proportion(g.ones, g.n, *epsilon) {
+                    rows.push(row(key, params, Some("true".into()), e));
                 }
             }
             MechanismParams::OneBitMean { epsilon, clamp, .. } => {
-                if let Ok(e) = estimate_one_bit_mean(g.bools.1, g.n, *epsilon, clamp.min, clamp.max)
-                {
-                    rows.push(row(None, e));
+                if let Ok(e) = estimate_one_bit_mean(g.ones, g.n, *epsilon, clamp.min, clamp.max) {
+                    rows.push(row(key, params, None, e));
                 }
             }
             MechanismParams::DiscreteLaplace { .. } => {
-                if let Ok(e) = estimate_discrete_laplace_mean(&g.ints) {
-                    rows.push(row(None, e));
+                if let Ok(e) = estimate_discrete_laplace_mean_from_moments(&g.moments) {
+                    rows.push(row(key, params, None, e));
                 }
             }
             MechanismParams::KRandomizedResponse {
                 epsilon, domain, ..
             } => {
                 let mut labels: Vec<String> = Vec::new();
-                if let Some(spec) = catalog.and_then(|c| c.field(&event, &field))
+                if let Some(spec) = catalog.and_then(|c| c.field(event, field))
                     && let (
                         FieldKind::Enum { values },
                         MechanismParams::KRandomizedResponse { domain: d, .. },
@@ -328,14 +558,14 @@ fn aggregate_inner(payloads: &[Envelope], catalog: Option<&Catalog>) -> Vec<Aggr
                     if let Ok(e) =
                         estimate_k_rr_frequency(count, g.n, *epsilon, domain.size as usize)
                     {
-                        rows.push(row(Some(label), e));
+                        rows.push(row(key, params, Some(label), e));
                     }
                 }
             }
             MechanismParams::RedactionOnly { .. } | MechanismParams::NotRandomized {} => {
                 for (label, count) in &g.labels {
                     if let Ok(e) = estimate_plain_frequency(*count, g.n) {
-                        rows.push(row(Some(label.clone()), e));
+                        rows.push(row(key, params, Some(label.clone()), e));
                     }
                 }
             }
