@@ -193,12 +193,11 @@ fn an_estimate_the_parameters_make_meaningless_is_reported_as_such() {
     // A forged, tiny ε: p − q underflows, the estimate is infinite or enormous.
     let mut forged = full_as(2);
     for block in &mut forged.privacy.dp {
-        if block.field.as_str() == "ok" {
-            if let telemetry_schema::MechanismParams::RandomizedResponse { epsilon, .. } =
+        if block.field.as_str() == "ok"
+            && let telemetry_schema::MechanismParams::RandomizedResponse { epsilon, .. } =
                 &mut block.params
-            {
-                *epsilon = 1e-300;
-            }
+        {
+            *epsilon = 1e-300;
         }
     }
     let rows = aggregate(&[forged.clone(), {
