@@ -1,0 +1,2 @@
+//! `telemetry-collector`: serve, report, prune.
+fn main() {}
