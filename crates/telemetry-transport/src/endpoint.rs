@@ -33,6 +33,12 @@ impl Endpoint {
         let https = url.starts_with("https://");
         let rest = url.split_once("://").map_or("", |(_, rest)| rest);
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if rest.contains(['?', '#']) {
+            return Err(EndpointError(format!(
+                "{url:?} has a query or fragment; give the collector's base URL (payloads are \
+                 sent to BASE/submit/APP/RUN_ID)"
+            )));
+        }
         if authority.contains('@') {
             return Err(EndpointError(format!(
                 "{url:?} carries credentials; put them nowhere in the URL (payloads need none)"
@@ -53,6 +59,13 @@ impl Endpoint {
     /// The URL as given.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Where one payload is sent: `BASE/submit/APP/RUN_ID` (the collector's layout, in the way
+    /// Mozilla's ingestion edge carries the document id in the URL). `app` and `run_id` come
+    /// from the validated payload, so they are an identifier and a UUID: nothing to escape.
+    pub fn submit_url(&self, app: &str, run_id: &str) -> String {
+        format!("{}/submit/{app}/{run_id}", self.url.trim_end_matches('/'))
     }
 
     /// The host, lower-cased, without brackets or port.
@@ -142,9 +155,33 @@ mod tests {
             "ftp://x",
             "https://",
             "https://user:pw@t.example.org/",
+            "https://t.example.org/?app=x",
+            "https://t.example.org/#x",
             "",
         ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn payloads_go_to_submit_app_run_id_under_the_base_url() {
+        let run = "01912d68-783e-7a03-8467-5661c1243ad4";
+        for (base, url) in [
+            (
+                "http://127.0.0.1:4318",
+                "http://127.0.0.1:4318/submit/acme/",
+            ),
+            (
+                "http://127.0.0.1:4318/",
+                "http://127.0.0.1:4318/submit/acme/",
+            ),
+            (
+                "https://t.example.org/telemetry/",
+                "https://t.example.org/telemetry/submit/acme/",
+            ),
+        ] {
+            let e = Endpoint::parse(base).unwrap();
+            assert_eq!(e.submit_url("acme", run), format!("{url}{run}"));
         }
     }
 

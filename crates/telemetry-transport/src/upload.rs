@@ -331,8 +331,14 @@ impl Plan {
             }
         };
         let sha = sha256_hex(&bytes);
-        let version = match validate_payload(&bytes) {
-            Ok(valid) => valid.version.to_string(),
+        let (version, url) = match validate_payload(&bytes) {
+            Ok(valid) => (
+                valid.version.to_string(),
+                self.endpoint.submit_url(
+                    valid.envelope.app.name.as_str(),
+                    valid.envelope.run_id.as_str(),
+                ),
+            ),
             Err(e) => {
                 return (
                     Some(sha),
@@ -345,10 +351,11 @@ impl Plan {
         state.recent.push(unix(now));
         let response = self
             .agent
-            .post(self.endpoint.url())
+            .post(&url)
             .header("content-type", "application/json")
             .header(SCHEMA_VERSION_HEADER, &version)
             .send(&bytes[..]);
+        let mut retry_after: Option<Duration> = None;
         let problem = match response {
             Ok(r) => {
                 let status = r.status().as_u16();
@@ -367,7 +374,17 @@ impl Plan {
                             .unwrap_or("nowhere");
                         format!("HTTP {status}: redirected to {to:?}, which is not followed")
                     }
-                    408 | 429 | 500..=599 => format!("HTTP {status}"),
+                    408 | 429 | 500..=599 => {
+                        // The collector's own word on when to come back (seconds; a date form
+                        // is not used by it and is ignored), at most a day.
+                        retry_after = r
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .map(|s| Duration::from_secs(s.min(86_400)));
+                        format!("HTTP {status}")
+                    }
                     _ => {
                         return (
                             Some(sha),
@@ -387,7 +404,8 @@ impl Plan {
             self.options.backoff_base,
             failures,
             rand::random_range(0.5..1.5),
-        );
+        )
+        .max(retry_after.unwrap_or_default());
         let not_before = now + wait;
         state.attempts.insert(
             run_id.to_owned(),

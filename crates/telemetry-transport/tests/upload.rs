@@ -43,12 +43,11 @@ fn success_sends_the_exact_bytes_and_deletes() {
     assert!(pending_files(home.path()).is_empty());
     let requests = server.requests();
     assert_eq!(requests.len(), 2);
-    for (request, sha) in requests.iter().zip(&shas) {
-        assert!(
-            request.head.starts_with("POST /v1/payloads HTTP/1.1\r\n"),
-            "{}",
-            request.head
-        );
+    for ((request, sha), file) in requests.iter().zip(&shas).zip(&files) {
+        // The endpoint is the collector's base URL; the uploader adds submit/APP/RUN_ID.
+        let run_id = file.file_stem().unwrap().to_str().unwrap();
+        let line = format!("POST /v1/payloads/submit/acme/{run_id} HTTP/1.1\r\n");
+        assert!(request.head.starts_with(&line), "{}", request.head);
         assert_eq!(&telemetry_core::inspect::sha256_hex(&request.body), sha);
         assert_eq!(
             request.header("content-type").as_deref(),
