@@ -8,5 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod html;
+pub mod ingest;
 pub mod report;
+pub mod server;
 pub mod store;
