@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use telemetry_collector::ingest::Registry;
 use telemetry_collector::server::{Limits, Server, signals, today};
-use telemetry_collector::store::{self, Query, Store};
+use telemetry_collector::store::{self, OpenOptions, Query, Store};
 use telemetry_collector::{html, report};
 use telemetry_schema::Day;
 
@@ -66,6 +66,10 @@ enum Command {
         /// Milliseconds for a body once its head has arrived (408 after).
         #[arg(long, value_name = "MS", default_value_t = 10_000)]
         body_timeout_ms: u64,
+        /// SQLite only: let the store grow to about this many MiB; then payloads are answered
+        /// 507 (kept by the uploader for later) and nothing stored is lost.
+        #[arg(long, value_name = "MIB")]
+        max_store_mib: Option<u64>,
     },
     /// Estimates with standard errors and 95% intervals for every field, from the store.
     Report {
@@ -97,8 +101,9 @@ enum Command {
     },
 }
 
-fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    let store = store::open(url).with_context(|| format!("cannot open the store {url:?}"))?;
+fn open(url: &str, options: OpenOptions) -> anyhow::Result<Arc<dyn Store>> {
+    let store =
+        store::open_with(url, options).with_context(|| format!("cannot open the store {url:?}"))?;
     Ok(Arc::from(store))
 }
 
@@ -122,8 +127,9 @@ fn serve(
     store_url: &str,
     catalogs: &[PathBuf],
     limits: Limits,
+    options: OpenOptions,
 ) -> anyhow::Result<()> {
-    let store = open(store_url)?;
+    let store = open(store_url, options)?;
     let mut registry = Registry::default();
     for json in store
         .catalogs()
@@ -204,6 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             queue,
             header_timeout_ms,
             body_timeout_ms,
+            max_store_mib,
         } => {
             if max_connections == 0 || queue == 0 {
                 bail!("--max-connections and --queue must be at least 1");
@@ -215,7 +222,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 body_timeout: Duration::from_millis(body_timeout_ms.max(1)),
                 ..Limits::default()
             };
-            serve(listen, &store.store, &catalog, limits)
+            let options = OpenOptions {
+                max_bytes: max_store_mib.map(|m| m.saturating_mul(1024 * 1024)),
+            };
+            serve(listen, &store.store, &catalog, limits, options)
         }
         Command::Report {
             store,
@@ -230,7 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             {
                 bail!("--since {s} is after --until {u}");
             }
-            let store = open(&store.store)?;
+            let store = open(&store.store, OpenOptions::default())?;
             let query = Query { app, since, until };
             let reports = report::build(&*store, &query).context("cannot read the store")?;
             if let Some(path) = html_file {
@@ -248,7 +258,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if older_than == 0 {
                 bail!("--older-than must be at least 1 (today's payloads are always kept)");
             }
-            let store = open(&store.store)?;
+            let store = open(&store.store, OpenOptions::default())?;
             let before = days_before(today(), older_than - 1);
             let removed = store.prune(before).context("cannot prune the store")?;
             println!("removed {removed} payloads of days before {before}");

@@ -152,10 +152,29 @@ pub trait Store: Send + Sync {
     fn check(&self) -> Result<(), StoreError>;
 }
 
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// SQLite only: the file may grow to about this many bytes; past it, inserts fail with
+    /// [`StoreError::Full`] (answered 507) and nothing stored is lost.
+    pub max_bytes: Option<u64>,
+}
+
 /// Opens the store a `--store` value names: `sqlite:PATH` or a plain path (SQLite, created on
 /// first use), or `clickhouse://HOST:PORT/DATABASE` (tables created on first use).
 pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    open_with(url, OpenOptions::default())
+}
+
+/// [`open`] with options.
+pub fn open_with(url: &str, options: OpenOptions) -> Result<Box<dyn Store>, StoreError> {
     if let Some(rest) = url.strip_prefix("clickhouse://") {
+        if options.max_bytes.is_some() {
+            return Err(StoreError::Invalid(
+                "a size limit applies to an SQLite store only (ClickHouse has its own quotas)"
+                    .into(),
+            ));
+        }
         return Ok(Box::new(clickhouse::ClickHouse::open(rest)?));
     }
     if url.contains("://") {
@@ -167,5 +186,9 @@ pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     if path.is_empty() {
         return Err(StoreError::Invalid("the store path is empty".into()));
     }
-    Ok(Box::new(sqlite::Sqlite::open(std::path::Path::new(path))?))
+    let store = sqlite::Sqlite::open(std::path::Path::new(path))?;
+    if let Some(max) = options.max_bytes {
+        store.limit_size(max)?;
+    }
+    Ok(Box::new(store))
 }

@@ -129,6 +129,18 @@ impl Sqlite {
         })
     }
 
+    /// Caps the file at about `max_bytes` (SQLite's `max_page_count`, at least the current size).
+    pub fn limit_size(&self, max_bytes: u64) -> Result<(), StoreError> {
+        let conn = self.writer();
+        let page: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(error)?;
+        let pages = (max_bytes / page.max(512) as u64).max(1);
+        conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+            .map_err(error)?;
+        Ok(())
+    }
+
     fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
