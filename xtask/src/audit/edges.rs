@@ -46,6 +46,10 @@ pub const CRATES: &[(&str, &str)] = &[
         "telemetry-cli",
         "the `telemetry` binary and mountable subcommand; nothing depends on it",
     ),
+    (
+        "telemetry-collector",
+        "the operator's side; depends on schema only, never a dependency of the client crates",
+    ),
     ("xtask", "project automation; never a dependency"),
     ("privacy-guard", "test support; only ever a dev-dependency"),
     (
@@ -65,6 +69,14 @@ pub const EDGES: &[Edge] = &[
         "telemetry-cli",
         "telemetry-transport",
         Allowed::OnlyViaFeature("upload"),
+    ),
+    edge("telemetry-collector", "telemetry-schema", Allowed::Always),
+    // Its end-to-end tests run the real recorder and uploader against it.
+    edge("telemetry-collector", "telemetry-core", Allowed::DevOnly),
+    edge(
+        "telemetry-collector",
+        "telemetry-transport",
+        Allowed::DevOnly,
     ),
     edge("xtask", "telemetry-schema", Allowed::Always),
     edge("xtask", "telemetry-core", Allowed::DevOnly),
@@ -370,6 +382,15 @@ mod tests {
                 ],
                 CLI_FEATURES,
             ),
+            (
+                "telemetry-collector",
+                &[
+                    ("telemetry-schema", None, false),
+                    ("telemetry-core", Some("dev"), false),
+                    ("telemetry-transport", Some("dev"), false),
+                ],
+                "{}",
+            ),
             ("xtask", &[("telemetry-schema", None, false)], "{}"),
         ]
     }
@@ -404,6 +425,37 @@ mod tests {
             [
                 "edge telemetry-core -> telemetry-cli (normal) is not allowed by the architecture table"
             ]
+        );
+    }
+
+    #[test]
+    fn no_client_crate_may_depend_on_the_collector_and_it_not_on_the_recorder() {
+        for (index, kind) in [(1, None), (2, None), (3, None), (3, Some("dev"))] {
+            let mut crates = good();
+            let mut deps = crates[index].1.to_vec();
+            deps.push(("telemetry-collector", kind, false));
+            crates[index].1 = Box::leak(deps.into_boxed_slice());
+            let report = check(&workspace(&crates), None);
+            assert!(
+                report
+                    .findings
+                    .iter()
+                    .any(|f| f.contains("-> telemetry-collector") && f.contains("not allowed")),
+                "{}: {:?}",
+                crates[index].0,
+                report.findings
+            );
+        }
+        let mut crates = good();
+        crates[4].1 = &[
+            ("telemetry-schema", None, false),
+            ("telemetry-core", None, false),
+        ];
+        let report = check(&workspace(&crates), None);
+        assert!(
+            report.findings[0].contains("telemetry-collector -> telemetry-core (normal)"),
+            "{:?}",
+            report.findings
         );
     }
 
@@ -511,6 +563,7 @@ mod tests {
             | telemetry-schema | — |\n| telemetry-core | telemetry-schema |\n\
             | telemetry-transport | telemetry-core, telemetry-schema |\n\
             | telemetry-cli | telemetry-core, telemetry-schema, telemetry-transport (optional, feature `upload` only) |\n\
+            | telemetry-collector | telemetry-schema |\n\
             | xtask | telemetry-schema |\n\n## The decision order\n";
         assert_eq!(check_doc(doc), Vec::<String>::new());
     }
