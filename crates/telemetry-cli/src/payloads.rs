@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde_json::json;
 use telemetry_core::inspect::{self, PayloadKind};
 use telemetry_core::{Telemetry, VerifyError};
-use telemetry_schema::{AggregateRow, ValidationError, aggregate_with_catalog};
+use telemetry_schema::{AggregateRow, Collection, ValidationError};
 
 use crate::exit;
 use crate::output::Io;
@@ -287,15 +287,18 @@ pub(crate) fn aggregate(
     json: bool,
     io: &mut Io<'_>,
 ) -> Outcome {
+    let app = telemetry.app_name();
     let set = inspect::read_payloads(inputs);
     for (path, why) in &set.skipped {
         writeln!(io.err, "skipped {}: {why}", path.display())?;
     }
-    let envelopes: Vec<_> = set.payloads.into_iter().map(|(_, e)| e).collect();
-    let rows: Vec<AggregateRow> = match telemetry.catalog() {
-        Ok(catalog) => aggregate_with_catalog(&envelopes, &catalog),
-        Err(_) => telemetry_schema::aggregate(&envelopes),
-    };
+    // One app at a time, each run id once: the rules of every estimate (telemetry_schema).
+    let mut collection = Collection::new(Some(app));
+    for (_, envelope) in &set.payloads {
+        collection.add(envelope);
+    }
+    let catalog = telemetry.catalog().ok();
+    let rows: Vec<AggregateRow> = collection.estimate(catalog.as_ref());
     if json {
         let rows: Vec<_> = rows
             .iter()
@@ -307,8 +310,12 @@ pub(crate) fn aggregate(
                     "mechanism": r.mechanism,
                     "epsilon": r.epsilon,
                     "estimate": r.estimate,
+                    "shown": r.shown,
                     "standard_error": r.standard_error,
+                    "ci95": [r.ci95.0, r.ci95.1],
                     "n": r.n,
+                    "status": r.status,
+                    "note": r.status.note(),
                 })
             })
             .collect();
@@ -316,15 +323,16 @@ pub(crate) fn aggregate(
     } else {
         writeln!(
             io.out,
-            "{} payload{} read, {} skipped.",
-            envelopes.len(),
-            if envelopes.len() == 1 { "" } else { "s" },
+            "{} payload{} of {app} counted, {} skipped.",
+            collection.counted,
+            if collection.counted == 1 { "" } else { "s" },
             set.skipped.len()
         )?;
         if !rows.is_empty() {
             writeln!(
                 io.out,
-                "De-biased estimates (proportion of reports for a value, or mean), ± one standard error:"
+                "De-biased estimates (proportion of reports for a value, clipped to [0, 1], or \
+                 mean) ± one standard error, with the 95% interval:"
             )?;
         }
         for r in &rows {
@@ -332,12 +340,31 @@ pub(crate) fn aggregate(
                 Some(value) => format!("{}.{} = {value}", r.event, r.field),
                 None => format!("{}.{} (mean)", r.event, r.field),
             };
-            writeln!(
+            write!(
                 io.out,
-                "  {what}: {:.4} ± {:.4}  (n = {})",
-                r.estimate, r.standard_error, r.n
+                "  {what}: {:.4} ± {:.4}  [{:.4}, {:.4}]  (n = {})",
+                r.shown, r.standard_error, r.ci95.0, r.ci95.1, r.n
             )?;
+            match r.status.note() {
+                Some(note) => writeln!(io.out, "  {note}")?,
+                None => writeln!(io.out)?,
+            }
         }
+    }
+    if collection.repeated > 0 {
+        writeln!(
+            io.err,
+            "{} payload{} not counted again: a run id already counted.",
+            collection.repeated,
+            if collection.repeated == 1 { "" } else { "s" }
+        )?;
+    }
+    for (other, count) in &collection.other_apps {
+        writeln!(
+            io.err,
+            "{count} payload{} of app {other} not counted (this is {app}; aggregate one app at a time: telemetry --app {other} aggregate ...).",
+            if *count == 1 { "" } else { "s" }
+        )?;
     }
     if !set.skipped.is_empty() {
         writeln!(
@@ -347,11 +374,11 @@ pub(crate) fn aggregate(
             if set.skipped.len() == 1 { "" } else { "s" }
         )?;
     }
-    Ok(if envelopes.is_empty() && !set.skipped.is_empty() {
-        exit::ERROR
-    } else {
-        exit::OK
-    })
+    if collection.counted == 0 {
+        writeln!(io.err, "error: no valid payload of {app} to aggregate")?;
+        return Ok(exit::ERROR);
+    }
+    Ok(exit::OK)
 }
 
 pub(crate) fn purge(telemetry: &Telemetry, yes: bool, io: &mut Io<'_>) -> Outcome {

@@ -383,18 +383,36 @@ fn catalog_mounted_lists_every_event_and_standalone_says_where_to_look() {
 fn aggregate_reads_files_and_directories_and_skips_bad_files_with_a_count() {
     let home = tempfile::tempdir().unwrap();
     let collected = home.path().join("collected");
+    // The fixtures share one run id: each install's payload gets its own.
+    let as_run = |bytes: Vec<u8>, last: char| {
+        let id = run_id(&bytes);
+        let other = format!("{}{last}", &id[..id.len() - 1]);
+        let text = String::from_utf8(bytes).unwrap().replace(&id, &other);
+        (other, text.into_bytes())
+    };
     for (i, f) in [FULL, MINIMAL].iter().enumerate() {
         let dir = collected.join(format!("install-{i}"));
         fs::create_dir_all(&dir).unwrap();
-        let bytes = fixture(f);
-        fs::write(dir.join(format!("{}.json", run_id(&bytes))), bytes).unwrap();
+        let (id, bytes) = as_run(fixture(f), char::from(b'0' + i as u8));
+        fs::write(dir.join(format!("{id}.json")), bytes).unwrap();
     }
+    // The same payload collected twice is counted once; another app's is not counted.
+    let (id, bytes) = as_run(fixture(FULL), '0');
+    fs::create_dir_all(collected.join("copy")).unwrap();
+    fs::write(collected.join(format!("copy/{id}.json")), bytes).unwrap();
+    let (id, other_app) = as_run(fixture(FULL), '7');
+    let other_app = String::from_utf8(other_app).unwrap().replacen(
+        "\"name\": \"acme\"",
+        "\"name\": \"other\"",
+        1,
+    );
+    fs::write(collected.join(format!("{id}.json")), other_app).unwrap();
     let junk = collected.join("01912d68-783e-7a03-8467-000000000000.json");
     fs::write(&junk, b"[1, 2").unwrap();
     fs::write(collected.join("ignored.txt"), b"not a payload").unwrap();
     fs::write(collected.join("ledger.json"), b"{}").unwrap();
     let lone = home.path().join("lone-payload");
-    fs::write(&lone, fixture(FULL)).unwrap();
+    fs::write(&lone, as_run(fixture(FULL), '2').1).unwrap();
     let args = [
         "aggregate",
         collected.to_str().unwrap(),
@@ -414,7 +432,32 @@ fn aggregate_reads_files_and_directories_and_skips_bad_files_with_a_count() {
         }
     }
     assert!(r.err.contains("1 file skipped"), "{}", r.err);
-    // Nothing valid at all is an error.
+    let ok = rows
+        .iter()
+        .find(|r| r["field"] == "ok")
+        .expect("a row for command_run.ok");
+    assert_eq!(
+        ok["n"], 4,
+        "two FULL payloads (2 reports each), the copy not counted: {ok}"
+    );
+    assert_eq!(ok["status"], "ok");
+    assert!(ok["ci95"][0].as_f64().unwrap() <= ok["shown"].as_f64().unwrap());
+    // Nothing valid at all is an error; so are only another app's payloads.
+    let r = run_in(
+        home.path(),
+        &[],
+        &[
+            "aggregate",
+            collected.join(format!("{id}.json")).to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(r.code, exit::ERROR, "{}", r.err);
+    assert!(
+        r.err.contains("1 payload of app other not counted"),
+        "{}",
+        r.err
+    );
     let r = run_in(home.path(), &[], &["aggregate", junk.to_str().unwrap()], "");
     assert_eq!(r.code, exit::ERROR);
     let r = run_in(home.path(), &[], &["aggregate", "/nonexistent"], "");

@@ -433,28 +433,89 @@ impl Tallies {
     }
 }
 
+/// Payloads gathered for estimation under the rules every estimate follows: one app at a time
+/// (payloads of other apps are counted apart, never pooled) and each run id once (a payload
+/// collected twice, or re-sent, adds nothing). `telemetry aggregate` uses it over files; the
+/// collector's stores apply the same rules in their queries.
+#[derive(Debug, Clone, Default)]
+pub struct Collection {
+    app: Option<String>,
+    seen: std::collections::HashSet<String>,
+    /// The statistics of the payloads counted.
+    pub tallies: Tallies,
+    /// Payloads counted.
+    pub counted: usize,
+    /// Payloads not counted because their run id was counted already.
+    pub repeated: usize,
+    /// Payloads not counted because they belong to another app, by app.
+    pub other_apps: BTreeMap<String, usize>,
+}
+
+/// What [`Collection::add`] did with a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// Counted.
+    Counted,
+    /// Its run id was counted already.
+    Repeated,
+    /// It belongs to another app.
+    OtherApp,
+}
+
+impl Collection {
+    /// Payloads of `app` only (`None`: of any app, pooled; for tests and single-app inputs).
+    pub fn new(app: Option<&str>) -> Self {
+        Self {
+            app: app.map(str::to_owned),
+            ..Self::default()
+        }
+    }
+
+    /// Counts `envelope` unless it is another app's or its run id was counted.
+    pub fn add(&mut self, envelope: &Envelope) -> Added {
+        if let Some(app) = &self.app
+            && envelope.app.name.as_str() != app
+        {
+            *self
+                .other_apps
+                .entry(envelope.app.name.to_string())
+                .or_default() += 1;
+            return Added::OtherApp;
+        }
+        if !self.seen.insert(envelope.run_id.to_string()) {
+            self.repeated += 1;
+            return Added::Repeated;
+        }
+        self.tallies.add_envelope(envelope);
+        self.counted += 1;
+        Added::Counted
+    }
+
+    /// The estimates ([`estimate_tallies`]).
+    pub fn estimate(&self, catalog: Option<&Catalog>) -> Vec<AggregateRow> {
+        estimate_tallies(&self.tallies, catalog)
+    }
+}
+
 /// Aggregates reports of every (event, field) across payloads, grouping by identical DP
 /// parameters and counting each run id once. Enum rows cover the labels seen; use
 /// [`aggregate_with_catalog`] to include unseen labels.
 pub fn aggregate(payloads: &[Envelope]) -> Vec<AggregateRow> {
-    estimate_tallies(&tally_once(payloads), None)
+    collect(payloads).estimate(None)
 }
 
 /// Like [`aggregate`], and for enum fields whose domain digest matches the catalogue, one row per
 /// label of the domain (in domain order), including labels nobody reported.
 pub fn aggregate_with_catalog(payloads: &[Envelope], catalog: &Catalog) -> Vec<AggregateRow> {
-    estimate_tallies(&tally_once(payloads), Some(catalog))
+    collect(payloads).estimate(Some(catalog))
 }
 
-fn tally_once(payloads: &[Envelope]) -> Tallies {
-    let mut seen = std::collections::BTreeSet::new();
-    let mut tallies = Tallies::default();
+fn collect(payloads: &[Envelope]) -> Collection {
+    let mut c = Collection::new(None);
     for env in payloads {
-        if seen.insert(env.run_id.as_str()) {
-            tallies.add_envelope(env);
-        }
+        c.add(env);
     }
-    tallies
+    c
 }
 
 /// The bounds a shown value and its interval are clipped to, if any.

@@ -90,11 +90,12 @@ pub use envelope::{
     RedactionStatus, TextValue,
 };
 pub use estimate::{
-    AggregateRow, Estimate, EstimateError, EstimateStatus, Moments, Report, Tallies, Tally,
-    TallyKey, Z95, aggregate, aggregate_with_catalog, discrete_laplace_noise_variance,
-    estimate_discrete_laplace_mean, estimate_discrete_laplace_mean_from_moments,
-    estimate_k_rr_frequencies, estimate_k_rr_frequency, estimate_one_bit_mean,
-    estimate_plain_frequency, estimate_rr_proportion, estimate_tallies, params_key,
+    Added, AggregateRow, Collection, Estimate, EstimateError, EstimateStatus, Moments, Report,
+    Tallies, Tally, TallyKey, Z95, aggregate, aggregate_with_catalog,
+    discrete_laplace_noise_variance, estimate_discrete_laplace_mean,
+    estimate_discrete_laplace_mean_from_moments, estimate_k_rr_frequencies,
+    estimate_k_rr_frequency, estimate_one_bit_mean, estimate_plain_frequency,
+    estimate_rr_proportion, estimate_tallies, params_key,
 };
 pub use ids::{
     DailyId, Day, FormatError, Identifier, Label, RedactedText, RunId, SessionId, Sha256Hex,
