@@ -154,7 +154,12 @@ fn refusal_response(r: &Refusal) -> Response<Full<Bytes>> {
 
 fn store_refusal(e: &StoreError) -> Refusal {
     match e {
-        StoreError::Full(m) => Refusal::new(507, "store_full", format!("the store is full: {m}")),
+        // A full store stays full for a while: ask uploaders to come back much later, so their
+        // few attempts are spread over hours instead of spent in minutes.
+        StoreError::Full(m) => Refusal {
+            retry_after: Some(600),
+            ..Refusal::new(507, "store_full", format!("the store is full: {m}"))
+        },
         other => Refusal::unavailable(
             "store_unavailable",
             format!("the store cannot take payloads now: {other}"),

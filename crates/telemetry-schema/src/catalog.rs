@@ -487,15 +487,21 @@ impl Catalog {
                     "{}.{}: not in the catalogue",
                     block.event, block.field
                 )),
-                Some(spec) if spec.mechanism != block.params => problem(format!(
-                    "{}.{}: DP parameters differ from the catalogue's ({} ε {:?} declared, {} ε {:?} sent)",
-                    block.event,
-                    block.field,
-                    spec.mechanism.kind(),
-                    spec.mechanism.epsilon(),
-                    block.params.kind(),
-                    block.params.epsilon()
-                )),
+                Some(spec) if spec.mechanism != block.params => {
+                    let eps = |p: &MechanismParams| {
+                        p.epsilon()
+                            .map_or_else(|| "no ε".to_owned(), |e| format!("ε {e}"))
+                    };
+                    problem(format!(
+                        "{}.{}: DP parameters differ from the catalogue's ({} {} declared, {} {} sent)",
+                        block.event,
+                        block.field,
+                        spec.mechanism.kind(),
+                        eps(&spec.mechanism),
+                        block.params.kind(),
+                        eps(&block.params)
+                    ))
+                }
                 Some(_) => {}
             }
         }

@@ -385,6 +385,12 @@ impl Plan {
                             .map(|s| Duration::from_secs(s.min(86_400)));
                         format!("HTTP {status}")
                     }
+                    // A path the collector does not serve is a wrong endpoint, not a refusal
+                    // of this payload (a collector's 404 for an unknown app says so).
+                    404 if !says_unknown_app(r) => format!(
+                        "HTTP 404: no such path at the endpoint (telemetry.endpoint must be the \
+                         collector's base URL)"
+                    ),
                     _ => {
                         return (
                             Some(sha),
@@ -433,6 +439,18 @@ impl Plan {
             },
         }
     }
+}
+
+/// Whether a 404 answer is the collector's `unknown_app` refusal (a JSON body with that
+/// `error`), read within 64 KiB.
+fn says_unknown_app(response: ureq::http::Response<ureq::Body>) -> bool {
+    let mut body = response.into_body();
+    body.with_config()
+        .limit(64 * 1024)
+        .read_to_vec()
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v["error"] == "unknown_app")
 }
 
 fn describe(error: &ureq::Error) -> String {

@@ -110,6 +110,27 @@ fn client_errors_delete_with_a_reason() {
 }
 
 #[test]
+fn a_path_the_endpoint_does_not_serve_keeps_the_payload() {
+    // A 404 that is not a collector's `unknown_app` refusal: a wrong endpoint (a proxy prefix,
+    // a typo), not this payload's fault. Nothing is lost.
+    let home = tempfile::tempdir().unwrap();
+    pending(home.path(), 1);
+    let server = Server::http(Reply::Status(404));
+    let report = upload_pending(&builder(home.path(), &[]), &to(&server)).unwrap();
+    match &report.payloads[0].outcome {
+        Outcome::Kept {
+            problem,
+            failures: 1,
+            ..
+        } => {
+            assert!(problem.starts_with("HTTP 404: no such path"), "{problem}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(pending_files(home.path()).len(), 1);
+}
+
+#[test]
 fn server_errors_keep_and_back_off_until_the_last_attempt() {
     let home = tempfile::tempdir().unwrap();
     let files = pending(home.path(), 1);
