@@ -91,6 +91,14 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
     },
+    /// Write a consistent copy of an SQLite store to a new file while it keeps serving.
+    Backup {
+        #[command(flatten)]
+        store: StoreArg,
+        /// The new file.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
     /// Remove payloads (and their statistics) of days more than DAYS days ago.
     Prune {
         #[command(flatten)]
@@ -99,6 +107,20 @@ enum Command {
         #[arg(long, value_name = "DAYS")]
         older_than: u32,
     },
+}
+
+/// Opens an existing store (`report`, `prune`, `backup`): a missing SQLite file is an error,
+/// never a new empty store that a typo would report on.
+fn open_existing(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if !url.contains("://") {
+        let path = url.strip_prefix("sqlite:").unwrap_or(url);
+        if !std::path::Path::new(path).is_file() {
+            bail!(
+                "there is no store at {path:?} (`telemetry-collector serve --store {path}` creates it)"
+            );
+        }
+    }
+    open(url, OpenOptions::default())
 }
 
 fn open(url: &str, options: OpenOptions) -> anyhow::Result<Arc<dyn Store>> {
@@ -240,7 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             {
                 bail!("--since {s} is after --until {u}");
             }
-            let store = open(&store.store, OpenOptions::default())?;
+            let store = open_existing(&store.store)?;
             let query = Query { app, since, until };
             let reports = report::build(&*store, &query).context("cannot read the store")?;
             if let Some(path) = html_file {
@@ -254,11 +276,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Backup { store, to } => {
+            if store.store.contains("://") {
+                bail!(
+                    "backup copies an SQLite store; back up ClickHouse with its own tools \
+                     (ALTER TABLE ... FREEZE, or clickhouse-backup)"
+                );
+            }
+            open_existing(&store.store)?;
+            let path = store.store.strip_prefix("sqlite:").unwrap_or(&store.store);
+            let sqlite =
+                telemetry_collector::store::sqlite::Sqlite::open(std::path::Path::new(path))
+                    .with_context(|| format!("cannot open the store {path:?}"))?;
+            sqlite
+                .backup(&to)
+                .with_context(|| format!("cannot back up to {}", to.display()))?;
+            println!("wrote {}", to.display());
+            Ok(())
+        }
         Command::Prune { store, older_than } => {
             if older_than == 0 {
                 bail!("--older-than must be at least 1 (today's payloads are always kept)");
             }
-            let store = open(&store.store, OpenOptions::default())?;
+            let store = open_existing(&store.store)?;
             let before = days_before(today(), older_than - 1);
             let removed = store.prune(before).context("cannot prune the store")?;
             println!("removed {removed} payloads of days before {before}");

@@ -141,6 +141,24 @@ impl Sqlite {
         Ok(())
     }
 
+    /// Writes a consistent copy of the store to `to` (a new file), while it keeps serving:
+    /// SQLite's `VACUUM INTO`, which reads one snapshot and writes it compacted.
+    pub fn backup(&self, to: &Path) -> Result<(), StoreError> {
+        if to.exists() {
+            return Err(StoreError::Invalid(format!(
+                "{} exists; a backup is written to a new file",
+                to.display()
+            )));
+        }
+        let target = to
+            .to_str()
+            .ok_or_else(|| StoreError::Invalid(format!("{} is not a UTF-8 path", to.display())))?;
+        self.reader()
+            .execute("VACUUM INTO ?1", [target])
+            .map_err(error)?;
+        Ok(())
+    }
+
     fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
