@@ -16,22 +16,21 @@
 
 #[path = "support/clickhouse_server.rs"]
 mod clickhouse_server;
+#[path = "support/collector.rs"]
+mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clickhouse_server::ClickHouseServer;
 use serde_json::Value as Json;
+use support::{COLLECTOR, Collector, PATH};
 use telemetry_core::{Env, Telemetry};
 use telemetry_transport::{Outcome, UploadOptions, upload_pending};
 
-const COLLECTOR: &str = env!("CARGO_BIN_EXE_telemetry-collector");
-const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 const INSTALLS: usize = 300;
 /// Worker threads simulating installs (the machine the budget is for has 2 cores).
 const WORKERS: usize = 2;
@@ -75,64 +74,6 @@ fn run_acme(acme: &Path, home: &Path, args: &[&str], code: i32) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
-}
-
-/// A running `telemetry-collector serve`, killed when dropped.
-struct Collector {
-    child: Child,
-    /// `http://127.0.0.1:PORT`.
-    url: String,
-    log: PathBuf,
-}
-
-impl Collector {
-    fn start(dir: &Path, name: &str, store: &str, catalog: &Path) -> Collector {
-        let log = dir.join(format!("{name}.log"));
-        let mut child = sandboxed(Path::new(COLLECTOR), dir)
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", store])
-            .arg("--catalog")
-            .arg(catalog)
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start telemetry-collector");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let mut collector = Collector {
-            child,
-            url: String::new(),
-            log,
-        };
-        let first = rx.recv_timeout(Duration::from_secs(30));
-        let Ok(Some(Ok(line))) = first else {
-            panic!(
-                "collector {name} printed no first line ({first:?}); its log:\n{}",
-                collector.log_text()
-            );
-        };
-        let url = line
-            .strip_prefix("listening on ")
-            .and_then(|u| u.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        collector.url = url.to_owned();
-        collector
-    }
-
-    fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A ClickHouse server starting on another thread. Dropped unused (the test failed first), it
@@ -385,7 +326,12 @@ fn installs_upload_and_the_report_recovers_the_truth_on_sqlite_and_clickhouse() 
 
     let sqlite = root.join("collector.db");
     let sqlite = sqlite.to_str().unwrap();
-    let collector = Collector::start(root, "sqlite-collector", sqlite, &catalog);
+    let catalog = catalog.to_str().unwrap();
+    let collector = Collector::start_named(
+        root,
+        "sqlite-collector",
+        &["--store", sqlite, "--catalog", catalog],
+    );
     std::thread::scope(|s| {
         for w in 0..WORKERS {
             let (acme, url) = (&acme, &collector.url);
@@ -437,7 +383,11 @@ fn installs_upload_and_the_report_recovers_the_truth_on_sqlite_and_clickhouse() 
     // Parity: the same bodies through a collector on ClickHouse.
     let clickhouse = clickhouse.wait();
     let ch_url = clickhouse.url();
-    let replica = Collector::start(root, "clickhouse-collector", &ch_url, &catalog);
+    let replica = Collector::start_named(
+        root,
+        "clickhouse-collector",
+        &["--store", &ch_url, "--catalog", catalog],
+    );
     let bodies: Vec<(String, String, Vec<u8>)> = {
         let conn = rusqlite::Connection::open_with_flags(
             sqlite,

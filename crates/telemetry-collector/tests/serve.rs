@@ -443,7 +443,7 @@ fn bad_command_lines_are_clear_errors() {
         (
             &["report", "--store", "/nonexistent/dir/c.db"],
             Some(1),
-            "cannot open the store",
+            "there is no store",
         ),
     ] {
         let (got, err) = run(args);

@@ -17,22 +17,22 @@
 //! Every child process gets a cleared environment (HOME and PATH only), and every recorder and
 //! uploader an environment of HOME alone: never `CI` (a hard off-switch) nor the real home.
 
+#[path = "support/collector.rs"]
+mod support;
+
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use support::{COLLECTOR, Collector, PATH};
 use telemetry_collector::store::Store;
 use telemetry_collector::store::sqlite::Sqlite;
 use telemetry_core::event::{Event, FieldDecl, Value};
 use telemetry_core::{Builder, Env, Telemetry};
 use telemetry_transport::{Outcome, STATE_FILE, UploadOptions, UploadReport, upload_pending};
 
-const COLLECTOR: &str = env!("CARGO_BIN_EXE_telemetry-collector");
 const VERSION: &str = "1.2.3";
-const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// The event every test payload carries (ε = 1).
 struct Ran {
@@ -60,92 +60,34 @@ impl Event for RanOtherEpsilon {
     }
 }
 
-/// A running `telemetry-collector serve`, killed when dropped.
-struct Collector {
-    child: Child,
-    /// `http://127.0.0.1:PORT`, the base URL the uploader is given.
-    url: String,
-    log: PathBuf,
+/// Starts a collector (its log `dir/collector.log`) on a free port with `store` and `catalogs`,
+/// plus `extra` arguments.
+fn serve(dir: &Path, store: &Path, catalogs: &[&Path], extra: &[&str]) -> Collector {
+    let mut args = vec!["--store", store.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    for catalog in catalogs {
+        args.extend(["--catalog", catalog.to_str().unwrap()]);
+    }
+    Collector::start(dir, &args)
 }
 
-impl Collector {
-    /// Starts a collector on a free port with `store` and `catalogs` (plus `extra` arguments);
-    /// its stderr goes to `dir/collector.log`.
-    fn start(dir: &Path, store: &Path, catalogs: &[&Path], extra: &[&str]) -> Collector {
-        let log = dir.join("collector.log");
-        let mut command = Command::new(COLLECTOR);
-        command
-            .env_clear()
-            .env("HOME", dir)
-            .env("PATH", PATH)
-            .args(["serve", "--listen", "127.0.0.1:0", "--store"])
-            .arg(store)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(&log).unwrap());
-        for catalog in catalogs {
-            command.arg("--catalog").arg(catalog);
-        }
-        let mut child = command.spawn().expect("start telemetry-collector");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            // Keep draining: the collector must never write into a closed pipe.
-            for _ in lines {}
-        });
-        let mut collector = Collector {
-            child,
-            url: String::new(),
-            log,
-        };
-        let first = rx.recv_timeout(Duration::from_secs(20));
-        let Ok(Some(Ok(line))) = first else {
-            panic!(
-                "the collector printed no first line ({first:?}); its log:\n{}",
-                collector.log_text()
-            );
-        };
-        let url = line
-            .strip_prefix("listening on ")
-            .and_then(|u| u.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
-        collector.url = url.to_owned();
-        collector
-    }
-
-    fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// POSTs `body` to `/submit/APP/RUN_ID` directly: the status and the JSON answer.
-    fn post(&self, app: &str, run_id: &str, body: &[u8]) -> (u16, serde_json::Value) {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(15)))
-            .build()
-            .new_agent();
-        let mut response = agent
-            .post(&format!("{}/submit/{app}/{run_id}", self.url))
-            .header("content-type", "application/json")
-            .send(body)
-            .expect("POST to the collector");
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap();
-        let json = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("answer {status} is not JSON ({e}): {text}"));
-        (status, json)
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// POSTs `body` to the collector's `/submit/APP/RUN_ID` directly: the status and the JSON answer.
+fn post(collector: &Collector, app: &str, run_id: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(15)))
+        .build()
+        .new_agent();
+    let mut response = agent
+        .post(&format!("{}/submit/{app}/{run_id}", collector.url))
+        .header("content-type", "application/json")
+        .send(body)
+        .expect("POST to the collector");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("answer {status} is not JSON ({e}): {text}"));
+    (status, json)
 }
 
 /// `telemetry-collector report --store STORE --json`, parsed.
@@ -322,7 +264,7 @@ fn accepted_is_deleted_and_stored_and_a_resend_is_stored_once() {
     // A copy (mode and all) to put back later, as a retry after a lost answer would resend it.
     let backup = dir.path().join("backup.json");
     fs::copy(file, &backup).unwrap();
-    let collector = Collector::start(dir.path(), &store, &[&own_catalog(dir.path(), "acme")], &[]);
+    let collector = serve(dir.path(), &store, &[&own_catalog(dir.path(), "acme")], &[]);
 
     let first = upload(&home, "acme", &collector);
     assert_eq!(first.payloads.len(), 1, "{first:#?}");
@@ -363,13 +305,13 @@ fn unknown_app_is_refused_for_good() {
     let files = pending(&home, "acme", 1);
     let id = run_id(&files[0]);
     // Only another app's catalogue is registered.
-    let collector = Collector::start(
+    let collector = serve(
         dir.path(),
         &store,
         &[&own_catalog(dir.path(), "other")],
         &[],
     );
-    let (status, answer) = collector.post("acme", &id, &fs::read(&files[0]).unwrap());
+    let (status, answer) = post(&collector, "acme", &id, &fs::read(&files[0]).unwrap());
     assert_eq!((status, &answer["error"]), (404, &"unknown_app".into()));
 
     let report = upload(&home, "acme", &collector);
@@ -416,8 +358,8 @@ fn catalogue_mismatch_is_refused_for_good() {
     *ok_block(&mut own) = serde_json::Value::Null;
     *ok_block(&mut theirs) = serde_json::Value::Null;
     assert_eq!(own, theirs);
-    let collector = Collector::start(dir.path(), &store, &[&wrong], &[]);
-    let (status, answer) = collector.post("acme", &id, &fs::read(&files[0]).unwrap());
+    let collector = serve(dir.path(), &store, &[&wrong], &[]);
+    let (status, answer) = post(&collector, "acme", &id, &fs::read(&files[0]).unwrap());
     assert_eq!(status, 400, "{answer:#}");
     assert_eq!(answer["error"], "invalid", "{answer:#}");
     let problems = answer["problems"].as_array().expect("problems listed");
@@ -446,7 +388,7 @@ fn busy_store_is_answered_503_and_the_payload_waits_the_retry_after() {
     let store = dir.path().join("collector.db");
     let files = pending(&home, "acme", 1);
     let id = run_id(&files[0]);
-    let collector = Collector::start(dir.path(), &store, &[&own_catalog(dir.path(), "acme")], &[]);
+    let collector = serve(dir.path(), &store, &[&own_catalog(dir.path(), "acme")], &[]);
     // Another process holds the write lock for longer than the collector's busy timeout.
     let lock = rusqlite::Connection::open(&store).unwrap();
     lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
@@ -527,7 +469,7 @@ fn full_store_is_answered_507_and_the_payload_is_kept() {
         .unwrap();
     }
     let files = pending(&home, "acme", 8);
-    let collector = Collector::start(
+    let collector = serve(
         dir.path(),
         &store,
         &[&own_catalog(dir.path(), "acme")],

@@ -387,10 +387,9 @@ impl Plan {
                     }
                     // A path the collector does not serve is a wrong endpoint, not a refusal
                     // of this payload (a collector's 404 for an unknown app says so).
-                    404 if !says_unknown_app(r) => format!(
-                        "HTTP 404: no such path at the endpoint (telemetry.endpoint must be the \
-                         collector's base URL)"
-                    ),
+                    404 if !says_unknown_app(r) => "HTTP 404: no such path at the endpoint \
+                         (telemetry.endpoint must be the collector's base URL)"
+                        .to_owned(),
                     _ => {
                         return (
                             Some(sha),

@@ -1,83 +1,115 @@
 //! Test support: a real `telemetry-collector serve` process, and real payloads to send it.
 #![allow(dead_code)]
 
+use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use telemetry_core::event::{Event, FieldDecl, Value};
 use telemetry_core::{Env, Telemetry};
 
 pub const COLLECTOR: &str = env!("CARGO_BIN_EXE_telemetry-collector");
+/// The only `PATH` a child process is given.
+pub const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// How long a collector may take to print its `listening on` line.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A running collector; killed (SIGKILL) when dropped unless stopped before.
+/// A running `telemetry-collector serve`; killed (SIGKILL) when dropped unless stopped before.
+///
+/// Its environment is cleared (PATH and HOME only, never `CI` nor the real home), its stderr goes
+/// to a log file (never a pipe nobody reads) and its stdout is drained after the first line.
 pub struct Collector {
     pub child: Child,
     pub addr: SocketAddr,
-    pub stderr: Option<ChildStderr>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Where its stderr goes.
+    pub log: PathBuf,
 }
 
 impl Collector {
-    /// Starts `serve --listen 127.0.0.1:0` with `args`, in `dir`, with a cleared environment,
-    /// and waits (at most 20 s) for its `listening on` line.
+    /// [`Collector::start_named`] with the log `dir/collector.log`.
     pub fn start(dir: &Path, args: &[&str]) -> Self {
+        Self::start_named(dir, "collector", args)
+    }
+
+    /// Starts `serve --listen 127.0.0.1:0` with `args`, in `dir` and with `HOME=dir`, its stderr
+    /// to `dir/NAME.log` (truncated), and waits (at most 30 s) for its `listening on` line.
+    pub fn start_named(dir: &Path, name: &str, args: &[&str]) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let stderr =
+            fs::File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
         let mut child = Command::new(COLLECTOR)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .current_dir(dir)
             .env_clear()
-            .env("PATH", "/usr/bin:/bin")
+            .env("PATH", PATH)
+            .env("HOME", dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("start telemetry-collector");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            // Keep draining: the collector must never write into a closed or full pipe.
+            for _ in lines {}
         });
-        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
-        let Some(addr) = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .and_then(|a| a.trim_end_matches('/').parse().ok())
-        else {
-            let _ = child.kill();
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            panic!("the collector did not start: stdout {line:?}, stderr {err}");
+        let first = rx.recv_timeout(START_TIMEOUT);
+        let addr = match &first {
+            Ok(Some(Ok(line))) => line
+                .trim()
+                .strip_prefix("listening on http://")
+                .and_then(|a| a.strip_suffix('/'))
+                .and_then(|a| a.parse::<SocketAddr>().ok()),
+            _ => None,
         };
-        let stderr = child.stderr.take();
+        let Some(addr) = addr.filter(|a| a.ip() == std::net::Ipv4Addr::LOCALHOST) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "collector {name} did not start: first line {first:?}; its log:\n{}",
+                fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
         Self {
             child,
             addr,
-            stderr,
+            url: format!("http://{addr}"),
+            log,
         }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
+        self.url.clone()
     }
 
-    /// Sends SIGTERM and waits (at most 30 s) for the exit; returns its status and stderr.
-    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+    /// What it has written to stderr so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (at most 30 s) for the exit; returns its status and its log.
+    pub fn terminate(mut self) -> (ExitStatus, String) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let status = wait_timeout(&mut self.child, Duration::from_secs(30))
-            .expect("the collector exits on SIGTERM");
-        let mut err = String::new();
-        if let Some(mut e) = self.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
-        (status, err)
+        let status = wait_timeout(&mut self.child, Duration::from_secs(30)).unwrap_or_else(|| {
+            panic!(
+                "the collector did not exit within 30 s of SIGTERM; its log:\n{}",
+                self.log_text()
+            )
+        });
+        (status, self.log_text())
     }
 }
 
@@ -88,8 +120,8 @@ impl Drop for Collector {
     }
 }
 
-pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let start = std::time::Instant::now();
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
     while start.elapsed() < limit {
         if let Ok(Some(status)) = child.try_wait() {
             return Some(status);
