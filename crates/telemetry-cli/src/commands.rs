@@ -453,7 +453,15 @@ fn what_is_collected(app: &str) -> String {
 fn disable(telemetry: &Telemetry, io: &mut Io<'_>) -> Outcome {
     warn_all(telemetry, io)?;
     let outcome = telemetry.forget();
-    writeln!(io.out, "Telemetry disabled for {}.", telemetry.app_name())?;
+    let app = telemetry.app_name();
+    match (&outcome.still_enabled, outcome.failed.is_empty()) {
+        (None, true) => writeln!(io.out, "Telemetry disabled for {app}.")?,
+        (None, false) => writeln!(
+            io.out,
+            "Telemetry is off for {app}, but some of its files could not be removed (below)."
+        )?,
+        (Some(_), _) => writeln!(io.out, "Telemetry could NOT be disabled for {app}.")?,
+    }
     if outcome.removed.is_empty() {
         writeln!(io.out, "Nothing to remove.")?;
     }
@@ -467,14 +475,29 @@ fn disable(telemetry: &Telemetry, io: &mut Io<'_>) -> Outcome {
             path.display()
         )?;
     }
+    for (path, why) in &outcome.kept {
+        writeln!(io.out, "Kept {}: {why}", path.display())?;
+    }
     for (path, err) in &outcome.failed {
         writeln!(io.err, "error: could not remove {}: {err}", path.display())?;
     }
-    Ok(if outcome.failed.is_empty() {
-        exit::OK
-    } else {
-        exit::ERROR
-    })
+    if let Some(why) = &outcome.still_enabled {
+        let var = telemetry
+            .app()
+            .map_or_else(|| "<APP>_TELEMETRY".to_owned(), |a| a.telemetry_var());
+        writeln!(
+            io.err,
+            "error: telemetry is still ON for {app}: {why}. Turn it off now with DO_NOT_TRACK=1 \
+             or {var}=disabled, fix the problem above, then run `{app} telemetry disable` again."
+        )?;
+    }
+    Ok(
+        if outcome.failed.is_empty() && outcome.still_enabled.is_none() {
+            exit::OK
+        } else {
+            exit::ERROR
+        },
+    )
 }
 
 fn schema(version: Option<&str>, io: &mut Io<'_>) -> Outcome {

@@ -425,7 +425,7 @@ impl Telemetry {
         let Some(paths) = self.paths() else {
             return PurgePlan::default();
         };
-        let mut keep = Vec::new();
+        let (remove, mut keep) = purge_targets(paths);
         let config = paths.config_file();
         if config.symlink_metadata().is_ok() && !config_is_telemetry_only(&config) {
             keep.push((
@@ -434,10 +434,7 @@ impl Telemetry {
                     .into(),
             ));
         }
-        PurgePlan {
-            remove: purge_targets(paths),
-            keep,
-        }
+        PurgePlan { remove, keep }
     }
 
     /// Removes every file the toolkit created for this app: consent token, install secret,
@@ -502,16 +499,32 @@ pub struct PurgeOutcome {
 }
 
 /// Every file of the toolkit's for this app except the config file: what `disable`
-/// removes.
-pub(crate) fn files_except_config(paths: &Paths) -> Vec<PathBuf> {
+/// removes, and what it leaves because the toolkit did not create it.
+pub(crate) fn files_except_config(paths: &Paths) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
     let config = paths.config_file();
-    let mut files = purge_targets(paths);
+    let (mut files, kept) = purge_targets(paths);
     files.retain(|p| *p != config);
-    files
+    (files, kept)
 }
 
-fn purge_targets(paths: &Paths) -> Vec<PathBuf> {
+/// Why an entry where the toolkit keeps its files is left in place: the toolkit only ever
+/// creates regular files and directories, so anything else was put there by someone else.
+fn not_ours(file_type: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_file() || file_type.is_dir() {
+        None
+    } else if file_type.is_symlink() {
+        Some("a symbolic link the toolkit did not create; it was not followed. Remove it by hand")
+    } else if file_type.is_fifo() {
+        Some("a named pipe the toolkit did not create. Remove it by hand")
+    } else {
+        Some("a special file the toolkit did not create. Remove it by hand")
+    }
+}
+
+fn purge_targets(paths: &Paths) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
     let mut targets = Vec::new();
+    let mut kept = Vec::new();
     // These directories are the toolkit's alone: every regular file in them goes, including
     // lock files and temporary files a killed process left behind.
     for dir in [
@@ -520,21 +533,34 @@ fn purge_targets(paths: &Paths) -> Vec<PathBuf> {
         paths.previews_dir(),
     ] {
         if let Ok(entries) = std::fs::read_dir(&dir) {
-            let mut files: Vec<PathBuf> = entries
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                .map(|e| e.path())
-                .collect();
+            let mut files: Vec<PathBuf> = Vec::new();
+            for e in entries.filter_map(Result::ok) {
+                let Ok(t) = e.file_type() else { continue };
+                if t.is_file() {
+                    files.push(e.path());
+                } else if let Some(why) = not_ours(t) {
+                    kept.push((e.path(), why.to_owned()));
+                }
+            }
             files.sort();
             targets.extend(files);
         }
     }
-    targets.extend([
+    for path in [
         paths.ledger_file(),
         crate::recorder::ledger_lock_path(&paths.ledger_file()),
         paths.notice_marker(),
         paths.upload_state_file(),
-    ]);
+    ] {
+        match path.symlink_metadata() {
+            Ok(m) => match not_ours(m.file_type()) {
+                None if m.is_file() => targets.push(path),
+                None => {}
+                Some(why) => kept.push((path, why.to_owned())),
+            },
+            Err(_) => {}
+        }
+    }
     // Temporary files of an atomic write that was killed (config, ledger).
     if let Ok(entries) = std::fs::read_dir(paths.root()) {
         let mut leftovers: Vec<PathBuf> = entries
@@ -550,8 +576,8 @@ fn purge_targets(paths: &Paths) -> Vec<PathBuf> {
     if config_is_telemetry_only(&config) {
         targets.push(config);
     }
-    targets.retain(|p| p.symlink_metadata().is_ok());
-    targets
+    kept.sort();
+    (targets, kept)
 }
 
 /// True when `path` is a TOML file whose only top-level key is `telemetry` (what

@@ -66,6 +66,12 @@ pub struct DisableOutcome {
     pub config_file_updated: Option<PathBuf>,
     /// Files that could not be removed, with the error.
     pub failed: Vec<(PathBuf, String)>,
+    /// Files left in place because the toolkit did not create them (symlinks, named pipes),
+    /// with why.
+    pub kept: Vec<(PathBuf, String)>,
+    /// Telemetry is still enabled after all (decided again once the files were removed), and
+    /// what keeps it on: e.g. a consent token that could not be removed.
+    pub still_enabled: Option<String>,
 }
 
 impl Telemetry {
@@ -111,14 +117,16 @@ impl Telemetry {
     /// file. For an opt-out app it also writes `telemetry.enabled = false`, since the
     /// absence of a token does not turn an opt-out app off.
     pub fn forget(&self) -> DisableOutcome {
-        let files = self
+        let (files, kept) = self
             .paths()
-            .map_or_else(Vec::new, crate::inspect::files_except_config);
+            .map_or_else(Default::default, crate::inspect::files_except_config);
         let removed = self.remove_files(files);
         let mut outcome = DisableOutcome {
             removed: removed.removed,
             config_file_updated: None,
             failed: removed.failed,
+            kept,
+            still_enabled: None,
         };
         if self.policy() == ReleasePolicy::OptOut
             && let Some(paths) = self.paths()
@@ -127,6 +135,17 @@ impl Telemetry {
                 Ok(()) => outcome.config_file_updated = Some(paths.config_file()),
                 Err(e) => outcome.failed.push((paths.config_file(), e.to_string())),
             }
+        }
+        // Never claim what did not happen: decide again from what is on disk now.
+        let now = self.builder_settings().clone().build_inspector();
+        if now.is_enabled() {
+            outcome.still_enabled = Some(match now.decision().decided_by {
+                Some(i) => {
+                    let input = &now.decision().inputs[i];
+                    format!("{} ({}) still enables it", input.name, input.source)
+                }
+                None => "the app's policy still enables it".to_owned(),
+            });
         }
         outcome
     }

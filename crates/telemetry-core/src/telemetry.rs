@@ -315,7 +315,7 @@ impl Builder {
         };
         if telemetry.builder.print_warnings {
             let mut stderr = std::io::stderr().lock();
-            for w in &telemetry.warnings {
+            for w in telemetry.printed_warnings() {
                 let _ = writeln!(stderr, "{}: telemetry: warning: {w}", telemetry.app_name);
             }
         }
@@ -810,7 +810,27 @@ impl Telemetry {
         &self.decision
     }
 
-    /// Problems found while deciding.
+    /// The warnings a handle prints on stderr when it is built (unless the builder turned that
+    /// off): every warning, except that under a hard override only those about an override's
+    /// own variable.
+    pub fn printed_warnings(&self) -> impl Iterator<Item = &Warning> {
+        // Switched off by a hard override (DO_NOT_TRACK, <APP>_TELEMETRY, CI): the toolkit
+        // says nothing in the host's output (cron, systemd, CI logs) except about an override
+        // value it could not read; `status` still lists every warning.
+        let quiet = self.decision.hard_override().is_some();
+        let overrides: Vec<&str> = self
+            .decision
+            .inputs
+            .iter()
+            .filter(|i| quiet && i.stage == crate::decision::Stage::HardOverride)
+            .map(|i| i.name.as_str())
+            .collect();
+        self.warnings.iter().filter(move |w| {
+            !quiet || matches!(&w.location, Location::EnvVar(name) if overrides.contains(&name.as_str()))
+        })
+    }
+
+    /// Every warning found while deciding (what `status` lists).
     pub fn warnings(&self) -> &[Warning] {
         &self.warnings
     }
