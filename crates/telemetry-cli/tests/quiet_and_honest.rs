@@ -152,7 +152,7 @@ fn purge_and_disable_leave_and_name_what_they_did_not_create() {
     std::os::unix::fs::symlink(&target, root.join("ledger.lock")).unwrap();
     rustix::fs::mkfifoat(
         rustix::fs::CWD,
-        &pending.join("pipe"),
+        pending.join("pipe"),
         rustix::fs::Mode::from(0o600),
     )
     .unwrap();

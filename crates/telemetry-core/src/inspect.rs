@@ -552,13 +552,12 @@ fn purge_targets(paths: &Paths) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
         paths.notice_marker(),
         paths.upload_state_file(),
     ] {
-        match path.symlink_metadata() {
-            Ok(m) => match not_ours(m.file_type()) {
+        if let Ok(m) = path.symlink_metadata() {
+            match not_ours(m.file_type()) {
                 None if m.is_file() => targets.push(path),
                 None => {}
                 Some(why) => kept.push((path, why.to_owned())),
-            },
-            Err(_) => {}
+            }
         }
     }
     // Temporary files of an atomic write that was killed (config, ledger).
