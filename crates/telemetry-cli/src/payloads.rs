@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde_json::json;
 use telemetry_core::inspect::{self, PayloadKind};
 use telemetry_core::{Telemetry, VerifyError};
-use telemetry_schema::{AggregateRow, Collection, ValidationError};
+use telemetry_schema::{AggregateRow, Collection, EstimateStatus, ValidationError};
 
 use crate::exit;
 use crate::output::Io;
@@ -340,11 +340,16 @@ pub(crate) fn aggregate(
                 Some(value) => format!("{}.{} = {value}", r.event, r.field),
                 None => format!("{}.{} (mean)", r.event, r.field),
             };
-            write!(
-                io.out,
-                "  {what}: {:.4} ± {:.4}  [{:.4}, {:.4}]  (n = {})",
-                r.shown, r.standard_error, r.ci95.0, r.ci95.1, r.n
-            )?;
+            if r.status == EstimateStatus::Uninformative {
+                // Its numbers mean nothing (and may not be finite): none is printed.
+                write!(io.out, "  {what}: —  (n = {})", r.n)?;
+            } else {
+                write!(
+                    io.out,
+                    "  {what}: {:.4} ± {:.4}  [{:.4}, {:.4}]  (n = {})",
+                    r.shown, r.standard_error, r.ci95.0, r.ci95.1, r.n
+                )?;
+            }
             match r.status.note() {
                 Some(note) => writeln!(io.out, "  {note}")?,
                 None => writeln!(io.out)?,
