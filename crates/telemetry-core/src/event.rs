@@ -6,6 +6,13 @@
 //! [`crate::Telemetry::record`], so what can be recorded and what is published cannot
 //! disagree.
 //!
+//! Usually both traits are derived, `#[derive(Event)]` and `#[derive(Label)]` (feature `derive`,
+//! on by default; see the [crate docs](crate#declaring-events)): the kind of each field then
+//! comes from its Rust type, and `FIELDS` and `values` cannot disagree. Writing them by hand
+//! stays supported, for values computed rather than stored or without the proc-macro
+//! (`default-features = false`); it is what the derive generates, and it is then up to you that
+//! `values` follows `FIELDS` exactly:
+//!
 //! ```
 //! use std::time::Duration;
 //! use telemetry_core::event::{Event, FieldDecl, Label, Value};
@@ -245,7 +252,51 @@ pub enum Value<'a> {
     Missing,
 }
 
+/// `#[derive(Event)]`: implements [`Event`] from a struct's fields, types and doc comments (feature
+/// `derive`, on by default). [`telemetry_derive`] lists every kind and attribute.
+///
+/// ```
+/// use std::time::Duration;
+/// use telemetry_core::event::{Event, Label};
+///
+/// /// How a command ended.
+/// #[derive(Clone, Copy, Label)]
+/// pub enum Outcome { Success, Failure }
+///
+/// /// A command ran to completion.
+/// #[derive(Event)]
+/// #[telemetry(epsilon = 1.0)] // the budget of every randomised field that names none itself
+/// pub struct CommandRun {
+///     /// How it ended.
+///     pub outcome: Outcome,
+///     /// How long it took (bucketed).
+///     pub duration: Duration,
+///     /// Files it touched.
+///     #[telemetry(range = 0..=1000, epsilon = 0.5)]
+///     pub files: u32,
+///     /// The compiler's version, if known.
+///     #[telemetry(version)]
+///     pub rustc: Option<String>,
+/// }
+///
+/// assert_eq!(CommandRun::NAME, "command_run");
+/// assert_eq!(Outcome::LABELS, ["success", "failure"]);
+/// let spec = telemetry_core::event::spec_of::<CommandRun>().unwrap();
+/// assert_eq!(spec.description, "A command ran to completion.");
+/// assert_eq!(CommandRun::FIELDS[2].epsilon(), 0.5);
+/// ```
+#[cfg(feature = "derive")]
+pub use telemetry_derive::Event;
+/// `#[derive(Label)]`: implements [`Label`] for a fieldless enum, labels from the variant names in
+/// snake_case (feature `derive`, on by default).
+#[cfg(feature = "derive")]
+pub use telemetry_derive::Label;
+
 /// An event an app may record.
+///
+/// Derive it (`#[derive(Event)]`, the usual way) or implement it by hand as in the
+/// [module docs](self); either way [`Event::values`] must produce one value per entry of
+/// [`Event::FIELDS`], in that order.
 pub trait Event {
     /// Its name in the catalogue (`[a-z][a-z0-9_]*`).
     const NAME: &'static str;
@@ -260,7 +311,22 @@ pub trait Event {
 /// A type-erased [`Event::values`]: hands each true value to the sink it is given.
 pub type Visit<'a> = &'a dyn Fn(&mut dyn FnMut(Value<'_>));
 
-/// A closed enum usable as an event field; see [`crate::labels!`].
+/// A closed enum usable as an event field: `#[derive(Label)]`, or [`crate::labels!`], or by hand.
+///
+/// A derived event's field whose type is not a known kind is taken for a `Label`, and the
+/// compiler refuses it at that type if it is not one:
+///
+/// ```compile_fail,E0277
+/// struct Config { path: String }
+///
+/// /// Loaded.
+/// #[derive(telemetry_core::Event)]
+/// struct Loaded {
+///     /// What was loaded.
+///     #[telemetry(epsilon = 1.0)]
+///     config: Config, // error[E0277]: the trait bound `Config: Label` is not satisfied
+/// }
+/// ```
 pub trait Label {
     /// Every label, in index order.
     const LABELS: &'static [&'static str];

@@ -45,6 +45,38 @@
 //! assert_eq!(telemetry.decision().deciding_input().unwrap().name, "DO_NOT_TRACK");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! ## Declaring events
+//!
+//! An event is a struct; its fields' Rust types decide their kinds, its doc comments are what
+//! `telemetry catalog` shows people before they consent, and every randomised field names its ε.
+//! `#[derive(Event)]` and `#[derive(Label)]` (feature `derive`, on by default) write the
+//! [`event::Event`] and [`event::Label`] impls; see [`event`] for the hand-written form.
+//!
+//! ```
+//! use telemetry_core::event::{Event, Label};
+//!
+//! /// Which command ran.
+//! #[derive(Clone, Copy, Label)]
+//! enum Command { Build, Test }
+//!
+//! /// A command ran.
+//! #[derive(Event)]
+//! struct CommandRun {
+//!     /// Which command.
+//!     #[telemetry(epsilon = 1.0)]
+//!     command: Command,
+//!     /// How many targets it built.
+//!     #[telemetry(range = 0..=100, epsilon = 0.5)]
+//!     targets: u32,
+//! }
+//!
+//! let builder = telemetry_core::Telemetry::builder("acme").disabled().event::<CommandRun>();
+//! let telemetry = builder.build();
+//! telemetry.record(&CommandRun { command: Command::Test, targets: 3 }); // disabled: a no-op
+//! assert_eq!(telemetry.catalog()?.events[1].name.as_str(), "command_run");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -62,12 +94,16 @@ mod recorder;
 pub mod redact;
 pub mod store;
 mod telemetry;
+#[cfg(test)]
+mod test_support;
 pub mod time;
 pub mod warning;
 
 pub use app::AppName;
 pub use decision::{Decision, Effect, Input, Source, Stage};
 pub use env::Env;
+/// The [`event::Event`] and [`event::Label`] traits, with their derives (feature `derive`).
+pub use event::{Event, Label};
 pub use inspect::{
     PayloadKind, PayloadSummary, PurgeOutcome, PurgePlan, Sendability, Verification, VerifyError,
 };

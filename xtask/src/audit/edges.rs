@@ -16,6 +16,9 @@ pub enum Allowed {
     Always,
     /// Only as an optional normal dependency enabled by exactly this feature, never by `default`.
     OnlyViaFeature(&'static str),
+    /// Only as an optional normal dependency enabled by exactly this feature, which may be a
+    /// default one: on unless the dependent crate's user opts out with `default-features = false`.
+    OptionalFeature(&'static str),
     /// Only as a dev-dependency.
     DevOnly,
 }
@@ -39,6 +42,10 @@ pub const CRATES: &[(&str, &str)] = &[
     ),
     ("telemetry-core", "local state and decisions; no network"),
     (
+        "telemetry-derive",
+        "`#[derive(Event, Label)]`, a proc-macro re-exported by core; depends on no workspace crate",
+    ),
+    (
         "telemetry-transport",
         "the only crate that may use the network",
     ),
@@ -61,6 +68,13 @@ pub const CRATES: &[(&str, &str)] = &[
 /// The allowed edges. Anything else between workspace crates fails the rule, naming the edge.
 pub const EDGES: &[Edge] = &[
     edge("telemetry-core", "telemetry-schema", Allowed::Always),
+    // A proc-macro: compile time only, nothing of it is linked. On by default for app authors;
+    // `default-features = false` leaves a core without it (events implemented by hand).
+    edge(
+        "telemetry-core",
+        "telemetry-derive",
+        Allowed::OptionalFeature("derive"),
+    ),
     edge("telemetry-transport", "telemetry-core", Allowed::Always),
     edge("telemetry-transport", "telemetry-schema", Allowed::Always),
     edge("telemetry-cli", "telemetry-core", Allowed::Always),
@@ -99,6 +113,9 @@ pub fn render_table() -> String {
         let targets: Vec<String> = normal_edges(name)
             .map(|e| match e.allowed {
                 Allowed::OnlyViaFeature(f) => format!("{} (optional, feature `{f}` only)", e.to),
+                Allowed::OptionalFeature(f) => {
+                    format!("{} (optional, feature `{f}`, may be a default)", e.to)
+                }
                 _ => e.to.to_owned(),
             })
             .collect();
@@ -166,7 +183,8 @@ pub fn check_doc(doc: &str) -> Vec<String> {
             continue;
         };
         listed.insert(name.clone());
-        let doc_targets: BTreeSet<(String, bool)> = split_outside_parens(targets)
+        // (crate, optional, may be on by default)
+        let doc_targets: BTreeSet<(String, bool, bool)> = split_outside_parens(targets)
             .into_iter()
             .map(str::trim)
             .filter(|t| !matches!(*t, "" | "—" | "-" | "nothing"))
@@ -174,14 +192,19 @@ pub fn check_doc(doc: &str) -> Vec<String> {
                 (
                     t.split_whitespace().next().unwrap_or_default().to_owned(),
                     t.contains("optional"),
+                    t.contains("default"),
                 )
             })
             .collect();
-        let table: BTreeSet<(String, bool)> = normal_edges(name)
+        let table: BTreeSet<(String, bool, bool)> = normal_edges(name)
             .map(|e| {
                 (
                     e.to.to_owned(),
-                    matches!(e.allowed, Allowed::OnlyViaFeature(_)),
+                    matches!(
+                        e.allowed,
+                        Allowed::OnlyViaFeature(_) | Allowed::OptionalFeature(_)
+                    ),
+                    matches!(e.allowed, Allowed::OptionalFeature(_)),
                 )
             })
             .collect();
@@ -272,7 +295,8 @@ pub fn check(meta: &Metadata, doc: Option<&str>) -> RuleReport {
                 Allowed::DevOnly => {
                     report.fail(format!("edge {label} is allowed as a dev-dependency only"))
                 }
-                Allowed::OnlyViaFeature(feature) => {
+                Allowed::OnlyViaFeature(feature) | Allowed::OptionalFeature(feature) => {
+                    let default_ok = matches!(rule.allowed, Allowed::OptionalFeature(_));
                     if kind.is_some() || !dep.optional {
                         report.fail(format!(
                             "edge {label}{} must be an optional normal dependency enabled only by feature `{feature}`",
@@ -295,7 +319,9 @@ pub fn check(meta: &Metadata, doc: Option<&str>) -> RuleReport {
                             "edge {label}: feature `{feature}` does not enable it"
                         ));
                     }
-                    if feature_closure(&package.features, "default").contains(feature) {
+                    if !default_ok
+                        && feature_closure(&package.features, "default").contains(feature)
+                    {
                         report.fail(format!(
                             "edge {label}: feature `{feature}` is on by default in `{}`",
                             package.name
@@ -348,6 +374,7 @@ mod tests {
     }
 
     const CLI_FEATURES: &str = r#"{"default": [], "upload": ["dep:telemetry-transport"]}"#;
+    const CORE_FEATURES: &str = r#"{"default": ["derive"], "derive": ["dep:telemetry-derive"]}"#;
 
     #[allow(clippy::type_complexity)]
     fn good() -> Vec<(
@@ -361,9 +388,10 @@ mod tests {
                 "telemetry-core",
                 &[
                     ("telemetry-schema", None, false),
+                    ("telemetry-derive", None, true),
                     ("privacy-guard", Some("dev"), false),
                 ],
-                "{}",
+                CORE_FEATURES,
             ),
             (
                 "telemetry-transport",
@@ -392,6 +420,7 @@ mod tests {
                 "{}",
             ),
             ("xtask", &[("telemetry-schema", None, false)], "{}"),
+            ("telemetry-derive", &[("syn", None, false)], "{}"),
         ]
     }
 
@@ -505,6 +534,53 @@ mod tests {
     }
 
     #[test]
+    fn derive_stays_optional_behind_its_feature_which_may_be_default() {
+        // As in the workspace: optional, feature `derive`, on by default.
+        assert!(check(&workspace(&good()), None).passed());
+        // Off by default is stricter, and allowed too.
+        let mut crates = good();
+        crates[1].2 = r#"{"default": [], "derive": ["dep:telemetry-derive"]}"#;
+        assert!(check(&workspace(&crates), None).passed());
+
+        let mut crates = good();
+        crates[1].1 = &[
+            ("telemetry-schema", None, false),
+            ("telemetry-derive", None, false),
+        ];
+        let report = check(&workspace(&crates), None);
+        assert!(
+            report.findings[0]
+                .contains("telemetry-core -> telemetry-derive (normal), not optional,"),
+            "{:?}",
+            report.findings
+        );
+
+        let mut crates = good();
+        crates[1].2 =
+            r#"{"default": ["dep:telemetry-derive"], "derive": ["dep:telemetry-derive"]}"#;
+        let report = check(&workspace(&crates), None);
+        assert!(
+            report.findings[0].contains("also enabled by feature `default`"),
+            "{:?}",
+            report.findings
+        );
+
+        let mut crates = good();
+        crates[6].1 = &[("syn", None, false), ("telemetry-core", None, false)];
+        let report = check(&workspace(&crates), None);
+        assert!(
+            report.findings[0]
+                .contains("telemetry-derive -> telemetry-core (normal) is not allowed"),
+            "{:?}",
+            report.findings
+        );
+
+        // The doc must say that the feature may be a default, and must not for `upload`.
+        let not_default = doc().replace(", may be a default)", ")");
+        assert!(check_doc(&not_default)[0].contains("edges of `telemetry-core`"));
+    }
+
+    #[test]
     fn test_support_is_dev_only_and_unknown_crates_fail() {
         let mut crates = good();
         crates[1].1 = &[
@@ -529,8 +605,8 @@ mod tests {
     #[test]
     fn a_stale_doc_table_fails() {
         let stale = doc().replace(
-            "| telemetry-core | telemetry-schema |",
-            "| telemetry-core | telemetry-schema, telemetry-cli |",
+            "| telemetry-core | telemetry-schema,",
+            "| telemetry-core | telemetry-schema, telemetry-cli,",
         );
         let report = check(&workspace(&good()), Some(&stale));
         assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
@@ -560,7 +636,9 @@ mod tests {
     #[test]
     fn the_lead_engineers_doc_format_is_understood() {
         let doc = "## Allowed dependency edges (normal dependencies)\n\n| crate | may depend on |\n| --- | --- |\n\
-            | telemetry-schema | — |\n| telemetry-core | telemetry-schema |\n\
+            | telemetry-schema | — |\n\
+            | telemetry-core | telemetry-schema, telemetry-derive (optional, feature `derive`, may be a default) |\n\
+            | telemetry-derive | — |\n\
             | telemetry-transport | telemetry-core, telemetry-schema |\n\
             | telemetry-cli | telemetry-core, telemetry-schema, telemetry-transport (optional, feature `upload` only) |\n\
             | telemetry-collector | telemetry-schema |\n\
