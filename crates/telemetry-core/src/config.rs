@@ -292,7 +292,13 @@ fn read_table(path: &Path) -> Result<Option<toml::Table>, String> {
     let bytes = match store::read_bounded(path, MAX_CONFIG_BYTES) {
         Ok(None) => return Ok(None),
         Ok(Some(bytes)) => bytes,
-        Err(err) => return Err(format!("cannot read the config file: {err}")),
+        // A named pipe, a symlink, a device: refused unopened, said what it is.
+        Err(refusal) => match refusal.kind {
+            store::RefusalKind::Io(_, message) => {
+                return Err(format!("cannot read the config file: {message}"));
+            }
+            _ => return Err(format!("the config file {}", refusal.reason())),
+        },
     };
     let text = String::from_utf8(bytes).map_err(|e| {
         format!(
@@ -470,6 +476,37 @@ mod tests {
 
     fn app() -> AppName {
         AppName::new("acme").unwrap()
+    }
+
+    /// Issue #16: a named pipe as `config.toml` (even under `DO_NOT_TRACK=1`: the file is
+    /// loaded whatever the decision) is refused without blocking, naming the file and what it
+    /// is, and means disabled.
+    #[test]
+    fn a_config_file_that_is_a_named_pipe_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::at(dir.path());
+        crate::test_support::mkfifo(&paths.config_file());
+        let env = Env::from_pairs([("DO_NOT_TRACK", "1")]);
+        let for_thread = paths.clone();
+        let out = crate::test_support::within("config::load(a named pipe)", move || {
+            load(&app(), Some(&for_thread), &env, &[])
+        });
+        let problem = out.problem.expect("a problem");
+        assert_eq!(problem.location, Location::Path(paths.config_file()));
+        assert!(
+            problem
+                .message
+                .contains("is a named pipe, not a regular file"),
+            "{problem}"
+        );
+        let for_thread = paths.clone();
+        let set = crate::test_support::within("config::set(a named pipe)", move || {
+            set(&for_thread, "telemetry.enabled", "false")
+        });
+        assert!(
+            set.is_err(),
+            "config set replaced a named pipe it could not read"
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! 1. Hard overrides: `DO_NOT_TRACK`, `<APP>_TELEMETRY`, `<APP>_TELEMETRY_DISABLED`,
 //!    `<APP>_TELEMETRY_ENABLED`, a CI environment.
 //! 2. Per invocation: `--no-telemetry`, a programmatic `disable()`.
-//! 3. Persistent choice: `telemetry.enabled = false` (or an unreadable config).
+//! 3. Persistent choice: `telemetry.enabled = false` (or an unreadable config, or an app
+//!    directory another user may write to or owns: none of its files can be trusted).
 //! 4. Consent: a valid token for the app's consent version (opt-in), or the first-run
 //!    notice having been shown in an earlier run (opt-out).
 
@@ -44,6 +45,11 @@ pub enum Source {
         /// Its path.
         path: PathBuf,
     },
+    /// The app directory itself (refused when another user may write to it).
+    AppDirectory {
+        /// Its path.
+        path: PathBuf,
+    },
     /// A command-line flag the host passed through.
     CliFlag {
         /// The flag.
@@ -62,6 +68,7 @@ impl fmt::Display for Source {
             Source::Config { layer, key } => write!(f, "{key} in {layer}"),
             Source::ConsentToken { path } => write!(f, "consent token {}", path.display()),
             Source::NoticeMarker { path } => write!(f, "notice marker {}", path.display()),
+            Source::AppDirectory { path } => write!(f, "app directory {}", path.display()),
             Source::CliFlag { flag } => write!(f, "command-line flag {flag}"),
             Source::Programmatic => f.write_str("the app's code"),
             Source::Default => f.write_str("default"),

@@ -4,7 +4,6 @@
 //! formats. Nothing here creates a file, and nothing touches the network: "sendable" is a
 //! statement about policy, not an attempt.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -152,7 +151,10 @@ pub fn read_payload_file(path: &Path) -> Result<Vec<u8>, VerifyError> {
         path: path.to_owned(),
         error,
     };
-    let file = File::open(path).map_err(read_err)?;
+    // Never blocks on a named pipe, never follows a symlink (store::open_regular).
+    let file = store::open_regular(path)
+        .map_err(|refusal| read_err(refusal.into_io_error()))?
+        .ok_or_else(|| read_err(rustix::io::Errno::NOENT.into()))?;
     let meta = file.metadata().map_err(read_err)?;
     if !meta.is_file() {
         return Err(read_err(io::Error::new(
@@ -183,13 +185,14 @@ pub fn read_payload_file(path: &Path) -> Result<Vec<u8>, VerifyError> {
 /// The `*.json` regular files of `dir` (symlinks skipped), sorted by name: run ids are
 /// UUIDv7, so this is oldest first.
 fn json_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    // Never listed through a symlink where the directory should be.
+    let Ok(entries) = store::list_dir(dir) else {
         return Vec::new();
     };
     let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.path())
+        .into_iter()
+        .filter(|e| e.file_type == rustix::fs::FileType::RegularFile)
+        .map(|e| dir.join(e.name))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     // One directory: comparing names is enough, and cheaper than whole paths.
@@ -509,16 +512,15 @@ pub(crate) fn files_except_config(paths: &Paths) -> (Vec<PathBuf>, Vec<(PathBuf,
 
 /// Why an entry where the toolkit keeps its files is left in place: the toolkit only ever
 /// creates regular files and directories, so anything else was put there by someone else.
-fn not_ours(file_type: std::fs::FileType) -> Option<&'static str> {
-    use std::os::unix::fs::FileTypeExt;
-    if file_type.is_file() || file_type.is_dir() {
-        None
-    } else if file_type.is_symlink() {
-        Some("a symbolic link the toolkit did not create; it was not followed. Remove it by hand")
-    } else if file_type.is_fifo() {
-        Some("a named pipe the toolkit did not create. Remove it by hand")
-    } else {
-        Some("a special file the toolkit did not create. Remove it by hand")
+fn not_ours(file_type: rustix::fs::FileType) -> Option<&'static str> {
+    use rustix::fs::FileType;
+    match file_type {
+        FileType::RegularFile | FileType::Directory => None,
+        FileType::Symlink => Some(
+            "a symbolic link the toolkit did not create; it was not followed. Remove it by hand",
+        ),
+        FileType::Fifo => Some("a named pipe the toolkit did not create. Remove it by hand"),
+        _ => Some("a special file the toolkit did not create. Remove it by hand"),
     }
 }
 
@@ -532,14 +534,26 @@ fn purge_targets(paths: &Paths) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
         paths.pending_dir(),
         paths.previews_dir(),
     ] {
-        if let Ok(entries) = std::fs::read_dir(&dir) {
+        if dir
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            // Never listed (or emptied) through: what it points to is not the toolkit's.
+            kept.push((
+                dir,
+                not_ours(rustix::fs::FileType::Symlink)
+                    .unwrap_or_default()
+                    .into(),
+            ));
+            continue;
+        }
+        if let Ok(entries) = store::list_dir(&dir) {
             let mut files: Vec<PathBuf> = Vec::new();
-            for e in entries.filter_map(Result::ok) {
-                let Ok(t) = e.file_type() else { continue };
-                if t.is_file() {
-                    files.push(e.path());
-                } else if let Some(why) = not_ours(t) {
-                    kept.push((e.path(), why.to_owned()));
+            for e in entries {
+                if e.file_type == rustix::fs::FileType::RegularFile {
+                    files.push(dir.join(e.name));
+                } else if let Some(why) = not_ours(e.file_type) {
+                    kept.push((dir.join(e.name), why.to_owned()));
                 }
             }
             files.sort();
@@ -553,7 +567,9 @@ fn purge_targets(paths: &Paths) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
         paths.upload_state_file(),
     ] {
         if let Ok(m) = path.symlink_metadata() {
-            match not_ours(m.file_type()) {
+            let file_type =
+                rustix::fs::FileType::from_raw_mode(std::os::unix::fs::MetadataExt::mode(&m));
+            match not_ours(file_type) {
                 None if m.is_file() => targets.push(path),
                 None => {}
                 Some(why) => kept.push((path, why.to_owned())),
@@ -632,6 +648,18 @@ pub fn read_payloads(inputs: &[PathBuf]) -> PayloadSet {
     set
 }
 
+/// What a special file found where payloads are searched is, and that it was not read.
+fn special_file(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "is a named pipe, not a regular file; not read"
+    } else if kind.is_socket() {
+        "is a socket, not a regular file; not read"
+    } else {
+        "is a device, not a regular file; not read"
+    }
+}
+
 /// `<run id>.json`: how payloads are named, in `uploads-pending/` and wherever they are
 /// collected. Other files in a searched directory (`ledger.json`, notes) are not read.
 fn is_payload_name(path: &Path) -> bool {
@@ -667,6 +695,9 @@ fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, skipped: &mut Vec<(P
             walk(&path, depth + 1, files, skipped);
         } else if kind.is_file() && is_payload_name(&path) {
             files.push(path);
+        } else if !kind.is_symlink() && is_payload_name(&path) {
+            // Named like a payload but a named pipe, socket or device: never opened, named.
+            skipped.push((path, special_file(kind).into()));
         }
     }
 }

@@ -16,6 +16,9 @@ pub enum EnableError {
     Refused(Box<Input>),
     /// No app directory could be resolved (e.g. no HOME).
     NoDirectory,
+    /// The app directory is refused (another user may write to it, or owns it): no consent
+    /// is written where someone else could forge or remove it. Why, and the fix.
+    UntrustedDirectory(String),
     /// The configuration cannot be read safely; fix it first.
     Config(String),
     /// Writing the token or secret failed.
@@ -35,6 +38,7 @@ impl fmt::Display for EnableError {
             EnableError::NoDirectory => f.write_str(
                 "no directory for telemetry files: set HOME, XDG_CONFIG_HOME or the app's _TELEMETRY_DIR",
             ),
+            EnableError::UntrustedDirectory(m) => write!(f, "{m}; nothing was changed"),
             EnableError::Config(m) => write!(f, "{m}"),
             EnableError::Write(e) => write!(f, "cannot store consent: {e}"),
             EnableError::SetConfig(e) => write!(f, "cannot update the config: {e}"),
@@ -83,6 +87,17 @@ impl Telemetry {
             return Err(EnableError::Refused(Box::new(input.clone())));
         }
         let paths = self.paths().ok_or(EnableError::NoDirectory)?;
+        if let Some(input) = self
+            .decision()
+            .input(crate::telemetry::APP_DIRECTORY_INPUT)
+            .filter(|i| i.effect == crate::decision::Effect::Disables)
+        {
+            return Err(EnableError::UntrustedDirectory(format!(
+                "{}: {}",
+                paths.root().display(),
+                input.reason
+            )));
+        }
         if let Some(problem) = &self.config().problem {
             return Err(EnableError::Config(format!(
                 "{problem}; nothing was changed"

@@ -25,12 +25,11 @@
 //! every other file there. Its name does not end in `.json`, so it is never taken for a payload.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, Metadata, Permissions};
+use std::fs::{Metadata, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use rustix::fs::{Mode, OFlags};
 use serde::{Deserialize, Serialize};
 use telemetry_schema::{Day, EnvelopeSchemaRef, Version};
 
@@ -126,10 +125,8 @@ pub(crate) fn load(dir: &Path) -> PayloadIndex {
 }
 
 fn read_entries(dir: &Path) -> Option<(Vec<Entry>, Metadata)> {
-    // NOFOLLOW: a symlink planted as the index is not followed; NONBLOCK: nor does a FIFO hang.
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-    let fd = rustix::fs::open(dir.join(INDEX_FILE), flags, Mode::empty()).ok()?;
-    let file = File::from(fd);
+    // A symlink planted as the index is not followed, nor does a named pipe hang.
+    let file = crate::store::open_regular(&dir.join(INDEX_FILE)).ok()??;
     let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() > MAX_INDEX_BYTES {
         return None;
@@ -150,9 +147,10 @@ fn read_entries(dir: &Path) -> Option<(Vec<Entry>, Metadata)> {
 /// caller ignores an error, which only costs `show` a re-read.
 pub(crate) fn record(dir: &Path, file: &str, summary: Summary) -> io::Result<()> {
     let identity = FileIdentity::of(&std::fs::symlink_metadata(dir.join(file))?);
-    let present: HashSet<String> = std::fs::read_dir(dir)?
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok())
+    let present: HashSet<String> = crate::store::list_dir(dir)
+        .map_err(crate::store::Refusal::into_io_error)?
+        .into_iter()
+        .filter_map(|e| e.name.into_string().ok())
         .filter(|name| name.ends_with(".json"))
         .collect();
     let mut entries = read_entries(dir).map(|(e, _)| e).unwrap_or_default();

@@ -5,7 +5,7 @@
 //! writes it atomically to `uploads-pending/<run_id>.json` (mode 0600) — or, in preview
 //! mode, to `previews/`, charging nothing and using only throw-away identifiers.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -126,6 +126,9 @@ pub enum RecordError {
     Declaration(String),
     /// The file system refused.
     Io(PathBuf, String),
+    /// A file the recorder needs is not what it must be (a named pipe, a symlink, another
+    /// user's): refused, never opened through.
+    Refused(store::Refusal),
 }
 
 impl std::fmt::Display for RecordError {
@@ -133,6 +136,7 @@ impl std::fmt::Display for RecordError {
         match self {
             RecordError::Declaration(m) => write!(f, "invalid event declaration: {m}"),
             RecordError::Io(p, m) => write!(f, "{}: {m}", p.display()),
+            RecordError::Refused(refusal) => refusal.fmt(f),
         }
     }
 }
@@ -440,22 +444,26 @@ impl Recorder {
     /// `ledger.lock`, so the cap holds across concurrent processes. The charge depends only
     /// on which events were recorded, never on their values. The ledger is replaced
     /// atomically: a crash leaves the old or the new ledger, never an empty one. A ledger
-    /// that exists but cannot be read fails closed: today's budget counts as spent.
+    /// whose content cannot be read fails closed: today's budget counts as spent. A ledger
+    /// (or lock) that is not a regular file — a named pipe, a symlink — is refused: nothing is
+    /// recorded in this run, and it is left in place for the user to see.
     fn charge(&self, recorded: Vec<Recorded>) -> Result<(Vec<Recorded>, LedgerState), RecordError> {
         let path = &self.ledger_file;
         let io = |e: std::io::Error| RecordError::Io(path.clone(), e.to_string());
         let _lock = lock(&ledger_lock_path(path))?;
         let today = self.day.to_string();
         let cap = self.limits.daily_epsilon_cap;
+        let spent = || Ledger {
+            day: today.clone(),
+            epsilon_spent: f64::INFINITY,
+        };
         let mut ledger = match store::read_bounded(path, 64 * 1024) {
             Ok(None) => Ledger::default(),
-            Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or(Ledger {
-                day: today.clone(),
-                epsilon_spent: f64::INFINITY,
-            }),
-            Err(_) => Ledger {
-                day: today.clone(),
-                epsilon_spent: f64::INFINITY,
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_else(|_| spent()),
+            Err(refusal) => match refusal.kind {
+                // Unreadable or oversized content: fail closed and replace it.
+                store::RefusalKind::Io(..) | store::RefusalKind::TooLarge { .. } => spent(),
+                _ => return Err(RecordError::Refused(refusal)),
             },
         };
         if ledger.day != today {
@@ -484,6 +492,8 @@ impl Recorder {
             _ => return Err(io(std::io::ErrorKind::InvalidInput.into())),
         };
         store::write_atomic(dir, name, &bytes, 0o600).map_err(io)?;
+        // Where the ledger (and the config) are written, killed writers leave temporary files.
+        store::remove_stale_temp_files(dir);
         Ok((
             kept,
             LedgerState {
@@ -514,63 +524,34 @@ fn answer_key(event: usize, field: usize, value: Value<'_>) -> Option<AnswerKey>
     Some((u32::try_from(event).ok()?, u32::try_from(field).ok()?, word))
 }
 
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl Mode0600 for OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(0o600)
-    }
-}
-
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Ledger {
     day: String,
     epsilon_spent: f64,
 }
 
+/// Locks `path` (see [`store::lock_file`]: never through a symlink, never on a pipe).
 fn lock(path: &Path) -> Result<File, RecordError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode_0600()
-        .open(path)
-        .map_err(|e| RecordError::Io(path.to_owned(), e.to_string()))?;
-    file.lock()
-        .map_err(|e| RecordError::Io(path.to_owned(), e.to_string()))?;
-    Ok(file)
+    store::lock_file(path).map_err(RecordError::Refused)
 }
-
-/// Age after which a temporary file in `uploads-pending/` is a leftover of a killed writer.
-const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Deletes the oldest pending payloads (run ids are UUIDv7, so names sort by age) until at
 /// most `max_pending_files` and `max_pending_bytes` remain.
 fn enforce_bounds(dir: &Path, limits: Limits) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    // Temporary files of a writer killed mid-flush: never read, but they must not pile up.
+    store::remove_stale_temp_files(dir);
+    let Ok(entries) = store::list_dir(dir) else {
         return;
     };
-    let entries: Vec<_> = entries.filter_map(Result::ok).collect();
-    // Temporary files of a writer killed mid-flush: never read, but they must not pile up.
-    // Only old ones go, so a concurrent writer's file is never touched.
-    for e in &entries {
-        let stale = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_TEMP_AGE);
-        if stale && e.file_name().to_string_lossy().starts_with(".tmp-") {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
     let mut files: Vec<(PathBuf, u64)> = entries
-        .iter()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| Some((e.path(), e.metadata().ok()?.len())))
+        .into_iter()
+        .filter(|e| e.file_type == rustix::fs::FileType::RegularFile)
+        .map(|e| dir.join(e.name))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|p| {
+            let len = std::fs::symlink_metadata(&p).ok()?.len();
+            Some((p, len))
+        })
         .collect();
     files.sort();
     let mut total: u64 = files.iter().map(|(_, n)| n).sum();
@@ -630,6 +611,107 @@ mod tests {
             Limits::default(),
         )
         .unwrap()
+    }
+
+    fn live_recorder(root: &Path) -> Recorder {
+        Recorder::new(
+            Mode::Live,
+            [7; 32],
+            &[EventInfo::of::<SizeEvent>()],
+            ("acme".into(), "1.0.0".into()),
+            root.join("uploads-pending"),
+            root.join("ledger.json"),
+            Limits::default(),
+        )
+        .unwrap()
+    }
+
+    fn record_one(r: &Recorder) {
+        let event = SizeEvent {
+            size: 3,
+            flag: true,
+        };
+        r.record(SizeEvent::NAME, &|out| event.values(out));
+    }
+
+    fn json_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |rd| {
+            rd.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
+            })
+            .count()
+        })
+    }
+
+    /// Issue #16: a symlink planted as a lock file is never followed (its target is never
+    /// created), and a named pipe there never blocks: the flush fails, naming the file.
+    #[test]
+    fn lock_files_are_never_followed_and_never_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        let link = dir.path().join("ledger.lock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = lock(&link).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert!(
+            std::fs::symlink_metadata(&target).is_err(),
+            "target created"
+        );
+        let fifo = dir.path().join(".lock");
+        crate::test_support::mkfifo(&fifo);
+        let err = crate::test_support::within("lock(a named pipe)", move || {
+            lock(&fifo).map(drop).unwrap_err().to_string()
+        });
+        assert!(err.contains("is a named pipe, not a regular file"), "{err}");
+    }
+
+    /// A named pipe as `ledger.json` is refused without blocking: nothing is recorded in
+    /// this run (no payload), and the pipe is left for the user to see.
+    #[test]
+    fn a_ledger_that_is_a_named_pipe_refuses_the_flush_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        crate::test_support::mkfifo(&root.join("ledger.json"));
+        let for_thread = root.clone();
+        let err = crate::test_support::within("flush with a named-pipe ledger", move || {
+            let r = live_recorder(&for_thread);
+            record_one(&r);
+            r.flush().map(drop).unwrap_err().to_string()
+        });
+        assert!(err.contains("ledger.json is a named pipe"), "{err}");
+        assert_eq!(json_files(&root.join("uploads-pending")), 0);
+        assert!(std::fs::symlink_metadata(root.join("ledger.json")).is_ok_and(|m| !m.is_file()));
+    }
+
+    /// Issue #16: temporary files of killed writers go where the ledger is written (the app
+    /// directory) as in the pending directory: old ones only, regular files only.
+    #[test]
+    fn stale_temporary_files_go_where_the_ledger_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let pending = root.join("uploads-pending");
+        store::ensure_private_dir(&pending).unwrap();
+        for d in [root, pending.as_path()] {
+            std::fs::write(d.join(".tmp-old"), b"x").unwrap();
+            std::fs::write(d.join(".tmp-new"), b"x").unwrap();
+            crate::test_support::age(&d.join(".tmp-old"));
+        }
+        let r = live_recorder(root);
+        record_one(&r);
+        r.flush().unwrap().expect("a payload");
+        for d in [root, pending.as_path()] {
+            assert!(
+                !d.join(".tmp-old").exists(),
+                "{}/.tmp-old is left",
+                d.display()
+            );
+            assert!(
+                d.join(".tmp-new").exists(),
+                "{}/.tmp-new is gone",
+                d.display()
+            );
+        }
     }
 
     /// The answer cache is invisible: every answer equals the memoised answer computed

@@ -217,6 +217,18 @@ impl Builder {
             }
             (None, None) => None,
         };
+        // Every other path is inside the app directory: if another user may write to it,
+        // none of its files can be trusted (a planted lock, a replaced ledger, a forged token).
+        let app_dir_refused = paths
+            .as_ref()
+            .and_then(|p| store::open_app_dir(p.root()).err())
+            .map(|refusal| app_dir_refusal(&refusal, app.as_ref()));
+        if let (Some(why), Some(paths)) = (&app_dir_refused, &paths) {
+            warnings.push(Warning::new(
+                Location::Path(paths.root().to_owned()),
+                why.clone(),
+            ));
+        }
         let config = match &app {
             Some(app) => config::load(app, paths.as_ref(), &env, &self.config_overrides),
             None => ConfigOutcome::default(),
@@ -283,6 +295,18 @@ impl Builder {
             }
             .into(),
         });
+        if let (Some(why), Some(paths)) = (&app_dir_refused, &paths) {
+            inputs.push(Input {
+                stage: Stage::Config,
+                name: APP_DIRECTORY_INPUT.into(),
+                value: "refused".into(),
+                source: Source::AppDirectory {
+                    path: paths.root().to_owned(),
+                },
+                effect: Effect::Disables,
+                reason: why.clone(),
+            });
+        }
         inputs.push(config_input(&config, paths.as_ref()));
         let consent_input = match self.policy {
             ReleasePolicy::OptIn => opt_in_input(&token, paths.as_ref()),
@@ -299,7 +323,11 @@ impl Builder {
             self.first_run_notice(paths, &mut decision, &mut warnings);
         }
 
-        let recorder = self.recorder(&decision, paths.as_ref(), &config, &mut warnings);
+        // Not even a preview is written into a directory others control.
+        let recorder = match app_dir_refused {
+            Some(_) => None,
+            None => self.recorder(&decision, paths.as_ref(), &config, &mut warnings),
+        };
         let telemetry = Telemetry {
             enabled: AtomicBool::new(decision.enabled),
             active: AtomicBool::new(recorder.is_some()),
@@ -316,7 +344,10 @@ impl Builder {
         if telemetry.builder.print_warnings {
             let mut stderr = std::io::stderr().lock();
             for w in telemetry.printed_warnings() {
-                let _ = writeln!(stderr, "{}: telemetry: warning: {w}", telemetry.app_name);
+                // A warning quotes what it is about (an env value, a path): shown, not obeyed.
+                let line = format!("{}: telemetry: warning: {w}\n", telemetry.app_name);
+                let _ = stderr
+                    .write_all(telemetry_schema::display::escape_for_terminal(&line).as_bytes());
             }
         }
         if telemetry.active.load(Ordering::Relaxed) {
@@ -435,7 +466,9 @@ impl Builder {
             )
         } else {
             let text = notice_text(&self.app);
-            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            let _ = std::io::stderr()
+                .lock()
+                .write_all(telemetry_schema::display::escape_for_terminal(&text).as_bytes());
             let written = store::ensure_dir(paths.root())
                 .map_err(|e| e.to_string())
                 .and_then(|()| {
@@ -480,6 +513,36 @@ pub fn notice_text(app: &str) -> String {
          \x20 DO_NOT_TRACK=1 or {prefix}_TELEMETRY=disabled in the environment\n\
          See what would be sent with `{app} telemetry show`.\n"
     )
+}
+
+/// The name of the decision input recorded when the app directory is refused.
+pub(crate) const APP_DIRECTORY_INPUT: &str = "app directory";
+
+/// Why the app directory is refused, with the command that fixes it.
+fn app_dir_refusal(refusal: &store::Refusal, app: Option<&AppName>) -> String {
+    let untrusted = "another user could plant or replace the toolkit's files in it, so \
+                     telemetry stays disabled";
+    match &refusal.kind {
+        store::RefusalKind::WritableByOthers { .. } => {
+            format!("the app directory {}: {untrusted}", refusal.reason())
+        }
+        store::RefusalKind::NotOwned { current, .. } => {
+            let other = app.map_or_else(|| "the app's _TELEMETRY_DIR".to_owned(), AppName::dir_var);
+            format!(
+                "the app directory {} (fix: chown {current} {}, or set {other} to a directory \
+                 you own): {untrusted}",
+                refusal.reason(),
+                refusal.path.display()
+            )
+        }
+        store::RefusalKind::Io(_, message) => {
+            format!("the app directory cannot be opened ({message}); telemetry stays disabled")
+        }
+        _ => format!(
+            "the app directory {}; telemetry stays disabled",
+            refusal.reason()
+        ),
+    }
 }
 
 fn on_off(on: bool) -> &'static str {
@@ -961,12 +1024,14 @@ const RUSTC_VERSION: &str = match option_env!("CARGO_PKG_RUST_VERSION") {
 };
 
 fn count_json_files(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| {
+    store::list_dir(dir).map_or(0, |entries| {
         entries
-            .filter_map(Result::ok)
+            .iter()
             .filter(|e| {
-                e.path().extension().is_some_and(|x| x == "json")
-                    && e.file_type().is_ok_and(|t| t.is_file())
+                std::path::Path::new(&e.name)
+                    .extension()
+                    .is_some_and(|x| x == "json")
+                    && e.file_type == rustix::fs::FileType::RegularFile
             })
             .count()
     })
@@ -1011,4 +1076,94 @@ pub struct StatusReport {
     pub inputs: Vec<Input>,
     /// Warnings, as text.
     pub warnings: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use super::*;
+
+    fn builder(home: &Path, root: &Path, extra: &[(&str, &str)]) -> Builder {
+        let mut vars = vec![("HOME", home.as_os_str())];
+        vars.extend(extra.iter().map(|(k, v)| (*k, std::ffi::OsStr::new(*v))));
+        Telemetry::builder("acme")
+            .env(Env::from_pairs(vars))
+            .root(root)
+            .print_warnings(false)
+            .notice(NoticeMode::Never)
+    }
+
+    fn everything_under(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if std::fs::symlink_metadata(&path).unwrap().is_dir() {
+                out.extend(everything_under(&path));
+            }
+            out.push(path);
+        }
+        out.sort();
+        out
+    }
+
+    /// Issue #16: an app directory group or others may write to is refused — the decision is
+    /// disabled by it (an input `status` lists, with the `chmod go-w` that fixes it), nothing
+    /// is recorded or written into it, not even a preview, and `enable` refuses. Readable is
+    /// fine.
+    #[test]
+    fn an_app_directory_others_may_write_to_disables_and_says_how_to_fix_it() {
+        let home = tempfile::tempdir().unwrap();
+        let root = home.path().join("acme");
+        builder(home.path(), &root, &[])
+            .build_inspector()
+            .enable()
+            .unwrap();
+        for mode in [0o700, 0o755, 0o750, 0o705] {
+            std::fs::set_permissions(&root, std::fs::Permissions::from_mode(mode)).unwrap();
+            let t = builder(home.path(), &root, &[]).build_inspector();
+            assert!(t.is_enabled(), "{mode:o}: {:?}", t.warnings());
+        }
+        for mode in [0o777, 0o775, 0o770, 0o722, 0o1777] {
+            std::fs::set_permissions(&root, std::fs::Permissions::from_mode(mode)).unwrap();
+            let before = everything_under(&root);
+            let t = builder(home.path(), &root, &[]).build_inspector();
+            assert!(!t.is_enabled(), "{mode:o}");
+            let input = t.decision().deciding_input().expect("decided by an input");
+            assert_eq!(input.name, "app directory", "{mode:o}");
+            assert_eq!(input.effect, Effect::Disables);
+            assert_eq!(input.source, Source::AppDirectory { path: root.clone() });
+            let fix = format!("chmod go-w {}", root.display());
+            assert!(input.reason.contains(&fix), "{}", input.reason);
+            assert!(
+                t.warnings()
+                    .iter()
+                    .any(|w| w.location == Location::Path(root.clone())
+                        && w.message.contains(&fix)),
+                "{:?}",
+                t.warnings()
+            );
+            assert!(t.status().warnings.iter().any(|w| w.contains(&fix)));
+            assert!(matches!(
+                t.enable(),
+                Err(crate::EnableError::UntrustedDirectory(_))
+            ));
+            for extra in [&[][..], &[("ACME_TELEMETRY", "preview")][..]] {
+                let t = builder(home.path(), &root, extra).build();
+                assert!(!t.is_enabled());
+                t.record(&ComponentInitialized {
+                    component: 0,
+                    sdk_version: "1.0.0",
+                    runtime_version: "1.89.0",
+                });
+                assert_eq!(t.flush().unwrap(), None, "{mode:o} {extra:?}");
+            }
+            assert_eq!(
+                everything_under(&root),
+                before,
+                "{mode:o}: something was written"
+            );
+        }
+    }
 }

@@ -225,8 +225,11 @@ fn ca_bundle(path: &Path) -> Result<RootCerts, UploadError> {
         path: path.to_owned(),
         problem,
     };
-    let pem = telemetry_core::store::read_bounded(path, 4 * 1024 * 1024)
-        .map_err(|e| problem(e.to_string()))?
+    // The configured path may be a distribution's symlink (`/etc/ssl/cert.pem`): resolved
+    // first, then opened as every file is (no symlink followed, never blocking on a pipe).
+    let resolved = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    let pem = telemetry_core::store::read_bounded(&resolved, 4 * 1024 * 1024)
+        .map_err(|e| problem(e.reason()))?
         .ok_or_else(|| problem("no such file".into()))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
