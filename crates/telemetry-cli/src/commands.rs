@@ -7,7 +7,7 @@ use telemetry_core::config::{self, KEYS, SetError};
 use telemetry_core::{Builder, EnableError, StatusReport, Telemetry};
 
 use crate::exit;
-use crate::output::{Io, with_stdio};
+use crate::output::{Escaping, Io, with_stdio};
 use crate::payloads;
 
 /// `telemetry <command>`: mount this in a host's clap parser.
@@ -55,6 +55,28 @@ pub enum Command {
     Upload(Deferred<UploadArgs>),
     /// Print the payload envelope's JSON Schema (self-contained, draft 2020-12).
     Schema(Deferred<SchemaArgs>),
+}
+
+impl Command {
+    /// Whether this command's stdout is JSON (or, for `schema`, a JSON Schema): written
+    /// byte-exact, not escaped for a terminal ([`run_as`]). No catch-all arm: a new command
+    /// has to answer.
+    pub fn writes_json(&self) -> bool {
+        match self {
+            Command::Status(a) | Command::Show(a) => a.json,
+            Command::VerifyPayload(a) => a.json,
+            Command::Catalog(a) => a.json,
+            Command::Aggregate(a) => a.json,
+            #[cfg(feature = "upload")]
+            Command::Upload(a) => a.json,
+            Command::Config(c) => match &c.0 {
+                ConfigCommand::List { json } => *json,
+                ConfigCommand::Get { .. } | ConfigCommand::Set { .. } => false,
+            },
+            Command::Schema(_) => true,
+            Command::Enable(_) | Command::Disable | Command::Purge(_) => false,
+        }
+    }
 }
 
 /// `--json` of `status` and `show`.
@@ -233,7 +255,41 @@ pub fn run(builder: &Builder, args: &TelemetryArgs, io: &mut Io<'_>) -> u8 {
 }
 
 /// Runs `args` in the given [`Form`].
+///
+/// Every command writes through here, and here is the one place where what a person reads is
+/// made safe for a terminal: stderr (warnings, errors; always for a person) and, unless the
+/// command writes JSON ([`Command::writes_json`]), stdout go through an escaping writer, which
+/// escapes every control and format character of untrusted text (file names, values quoted by
+/// the validator, environment values) with `telemetry_schema::display::escape_for_terminal`.
+/// JSON stays byte-exact (serde_json already escapes control characters in strings). Escaping
+/// the writers rather than each value at its `writeln!` cannot be forgotten by a new command:
+/// it never sees the raw streams, and `writes_json` has no catch-all arm, so a new command
+/// must say whether its stdout is JSON before it compiles.
 pub fn run_as(builder: &Builder, args: &TelemetryArgs, form: Form, io: &mut Io<'_>) -> u8 {
+    let json = args.command.writes_json();
+    let mut err = Escaping::new(&mut *io.err);
+    let mut human_out;
+    let out: &mut dyn io::Write = if json {
+        &mut *io.out
+    } else {
+        human_out = Escaping::new(&mut *io.out);
+        &mut human_out
+    };
+    let mut io = Io {
+        out,
+        err: &mut err,
+        input: &mut *io.input,
+        color: io.color,
+    };
+    // `run_escaped` flushes stdout (a failure decides the exit status); stderr is flushed here
+    // so that nothing it held back is lost.
+    let code = run_escaped(builder, args, form, &mut io);
+    let _ = io.err.flush();
+    code
+}
+
+/// [`run_as`] on the escaping streams.
+fn run_escaped(builder: &Builder, args: &TelemetryArgs, form: Form, io: &mut Io<'_>) -> u8 {
     let telemetry = builder
         .clone()
         .upload_support(cfg!(feature = "upload"))

@@ -52,7 +52,7 @@ pub use commands::{
     AggregateArgs, CatalogArgs, Command, ConfigCommand, Deferred, Form, JsonFlag, SchemaArgs,
     TelemetryArgs, VerifyPayloadArgs, YesFlag, run, run_as, run_with_stdio,
 };
-pub use output::{Io, with_stdio};
+pub use output::{Io, Painted, with_stdio};
 
 /// Exit statuses of every command, documented in `docs/telemetry/v1/SPEC.md`.
 pub mod exit {

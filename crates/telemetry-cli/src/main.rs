@@ -1,5 +1,6 @@
 //! `telemetry --app NAME <command>`: inspect and control an app's telemetry.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -24,7 +25,22 @@ fn parse_app(name: &str) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A usage error quotes what it refused (an argument, the value of `TELEMETRY_APP`):
+        // like everything the commands print (`run_as`), it is shown escaped for a terminal,
+        // as plain text (clap's own styling would be escaped too).
+        Err(err) if err.use_stderr() => {
+            let text = err.render().to_string();
+            let escaped = telemetry_schema::display::escape_for_terminal(&text);
+            let _ = std::io::stderr().write_all(escaped.as_bytes());
+            return ExitCode::from(
+                u8::try_from(err.exit_code()).unwrap_or(telemetry_cli::exit::USAGE),
+            );
+        }
+        // `--help` and `--version`: the toolkit's own text.
+        Err(err) => err.exit(),
+    };
     let builder = Telemetry::builder(cli.app);
     let code = telemetry_cli::with_stdio(|io| {
         telemetry_cli::run_as(&builder, &cli.args, telemetry_cli::Form::Standalone, io)

@@ -268,7 +268,20 @@ pub fn is_proportion(row: &AggregateRow) -> bool {
 
 /// The report as text, for a terminal: each field with its estimates, standard errors, 95%
 /// intervals, n and ε.
+///
+/// Escaped for a terminal as a whole ([`telemetry_schema::display::escape_for_terminal`]):
+/// app names, labels and redacted text come from payloads, and none of their control or format
+/// characters may reach the operator's terminal. Escaping the finished text rather than each
+/// value means a value added to the report later cannot be forgotten.
 pub fn to_text(reports: &[AppReport]) -> String {
+    let text = unescaped_text(reports);
+    match telemetry_schema::display::escape_for_terminal(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    }
+}
+
+fn unescaped_text(reports: &[AppReport]) -> String {
     let mut out = String::new();
     if reports.is_empty() {
         out.push_str("No payloads and no catalogue in the store.\n");
@@ -329,4 +342,64 @@ pub fn to_text(reports: &[AppReport]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use telemetry_schema::EstimateStatus;
+    use telemetry_schema::display::is_escaped_on_terminal;
+
+    #[test]
+    fn the_text_report_shows_control_and_format_characters_escaped() {
+        let hostile =
+            "x\u{1b}]8;;https://evil\u{7}click\u{1b}]8;;\u{7}\r\u{9b}2J\u{202E}gnp.exe\u{2066}";
+        let row = AggregateRow {
+            event: format!("ev{hostile}"),
+            field: "f".into(),
+            mechanism: MechanismKind::KRandomizedResponse,
+            epsilon: Some(1.0),
+            value: Some(hostile.into()),
+            estimate: 0.5,
+            shown: 0.5,
+            standard_error: 0.1,
+            ci95: (0.3, 0.7),
+            n: 10,
+            status: EstimateStatus::Ok,
+        };
+        let report = AppReport {
+            app: format!("acme{hostile}"),
+            since: None,
+            until: None,
+            payloads: 10,
+            days: Vec::new(),
+            fields: vec![FieldReport {
+                event: format!("ev{hostile}"),
+                field: format!("f{hostile}"),
+                description: None,
+                values: None,
+                mechanism: MechanismKind::KRandomizedResponse,
+                epsilon: Some(1.0),
+                catalogued: false,
+                n: 10,
+                estimates: vec![row],
+                trend: Vec::new(),
+            }],
+        };
+        let text = to_text(&[report]);
+        assert!(!text.chars().any(is_escaped_on_terminal), "{text:?}");
+        let escaped = "x<U+001B>]8;;https://evil<U+0007>click<U+001B>]8;;<U+0007><U+000D><U+009B>2J\
+                       <U+202E>gnp.exe<U+2066>";
+        assert!(
+            text.starts_with(&format!("acme{escaped}: 10 payloads")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("\n    {escaped}    50.0%")),
+            "{text}"
+        );
+        // Nothing to escape: the same text, not a copy with changes.
+        let plain = to_text(&[]);
+        assert_eq!(plain, "No payloads and no catalogue in the store.\n");
+    }
 }

@@ -13,11 +13,15 @@
 //!
 //! # Policy (rules version [`RULES_VERSION`])
 //! - **Rejected** ([`RedactionStatus::Rejected`], text dropped): input longer than [`MAX_INPUT_BYTES`] (a dump,
-//!   not a message), input with control characters other than tab/newline/carriage return or with invisible
-//!   bidi / zero-width characters (used to smuggle text past pattern rules), and input of which more than half
-//!   was redacted (a line that is mostly secrets is useless and its residue — fragments around the secrets —
-//!   is risky).
-//! - Tab, newline and carriage return become spaces: the output is one line.
+//!   not a message); input with a control or format character other than the line breaks below — C0, DEL,
+//!   C1, bidi marks, embeddings, overrides and isolates, zero-width characters, the byte order mark, tags and
+//!   every other Unicode `Cf` character (used to smuggle text past pattern rules, or past a person's eyes on a
+//!   terminal): exactly the class [`telemetry_schema::display::is_control_or_format`] that a `RedactedText`
+//!   refuses, so the validator accepts what the redactor lets through; and input of which more than half was
+//!   redacted (a line that is mostly secrets is useless and its residue — fragments around the secrets — is
+//!   risky).
+//! - Tab, newline, carriage return and the line and paragraph separators (U+2028, U+2029) become spaces: the
+//!   output is one line.
 //! - Rules run in a fixed order on the text not yet redacted (a placeholder is never matched again):
 //!   PEM blocks; URLs (every URL, not only those with credentials: hosts, paths and query strings carry
 //!   identities and tokens, and an app that needs a domain should declare a closed enum); known key shapes
@@ -57,7 +61,10 @@ use regex::Regex;
 
 /// Version of the redaction rules, stated in each payload's `privacy.redaction.rules`. Bump it whenever a
 /// rule changes what is removed.
-pub const RULES_VERSION: &str = "1";
+/// Version 2 rejects every control and format character that the payload schema refuses in text (version 1
+/// rejected C0/C1 controls and a list of bidi and zero-width characters, and let U+061C, U+2028/U+2029 and
+/// other format characters through).
+pub const RULES_VERSION: &str = "2";
 
 /// Inputs longer than this many bytes are rejected outright.
 pub const MAX_INPUT_BYTES: usize = 2048;
@@ -191,8 +198,8 @@ impl Placeholder {
 pub enum RejectReason {
     /// Longer than [`MAX_INPUT_BYTES`].
     TooLong,
-    /// Contains a control character (other than tab, newline, carriage return) or an invisible bidi /
-    /// zero-width character.
+    /// Contains a control or format character (other than tab, newline, carriage return and the line and
+    /// paragraph separators): a C0 or C1 control, DEL, a bidi control, a zero-width character, ...
     ControlCharacters,
     /// More than half of the input's words contain a redaction.
     MostlyRedacted,
@@ -382,13 +389,7 @@ impl Redactor {
         }
         let single_line: String = text
             .chars()
-            .map(|c| {
-                if matches!(c, '\t' | '\n' | '\r') {
-                    ' '
-                } else {
-                    c
-                }
-            })
+            .map(|c| if is_line_break(c) { ' ' } else { c })
             .collect();
 
         let mut segs = vec![Seg::Raw(single_line)];
@@ -523,10 +524,15 @@ enum Seg {
     Red(Placeholder),
 }
 
-/// C0/C1 controls other than tab, LF, CR; bidi embeddings/overrides/isolates; zero-width and BOM characters.
+/// Control and format characters (the class a `RedactedText` refuses) other than the line breaks that become
+/// spaces: C0/C1 controls, DEL, bidi marks/embeddings/overrides/isolates, zero-width, BOM, tags, ...
 fn is_forbidden_char(c: char) -> bool {
-    (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
+    telemetry_schema::display::is_control_or_format(c) && !is_line_break(c)
+}
+
+/// Tab, LF, CR and the Unicode line and paragraph separators: each becomes a space.
+fn is_line_break(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{2028}' | '\u{2029}')
 }
 
 fn all(re: &Regex, s: &str, kind: Placeholder) -> Vec<Hit> {
@@ -664,6 +670,41 @@ fn shannon_entropy(s: &str) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejects_exactly_the_control_and_format_characters_a_redacted_text_refuses() {
+        use telemetry_schema::RedactedText;
+        use telemetry_schema::display::is_control_or_format;
+        let r = Redactor::new(RedactionContext::default());
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            if !is_control_or_format(c) && !c.is_ascii() && u32::from(c) % 97 != 0 {
+                continue; // every control/format character and every ASCII one; a sample of the rest
+            }
+            let out = r.redact(&format!("x{c}y"));
+            let rejected = out.status == RedactionStatus::Rejected(RejectReason::ControlCharacters);
+            assert_eq!(rejected, is_forbidden_char(c), "{c:?}");
+            assert_eq!(
+                rejected,
+                is_control_or_format(c)
+                    && !matches!(c, '\t' | '\n' | '\r' | '\u{2028}' | '\u{2029}'),
+                "{c:?}"
+            );
+            if !rejected {
+                assert!(
+                    !out.text.chars().any(is_control_or_format),
+                    "{c:?}: {:?}",
+                    out.text
+                );
+                if !matches!(c, '/' | '\\' | '@') {
+                    assert!(
+                        RedactedText::new(&out.text).is_ok(),
+                        "{c:?}: {:?}",
+                        out.text
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn entropy_examples() {

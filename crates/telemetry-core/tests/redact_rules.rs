@@ -48,7 +48,7 @@ fn clean_text_passes_unchanged() {
             (RedactionStatus::Clean, 0, false)
         );
     }
-    assert_eq!(RULES_VERSION, "1");
+    assert_eq!(RULES_VERSION, "2");
 }
 
 #[test]
@@ -212,6 +212,13 @@ fn rejects() {
         "bidi \u{202E}txt",
         "zero\u{200B}width",
         "nul\0",
+        "del\u{7f}",
+        "c1 csi \u{9b}31m",
+        "arabic letter mark \u{061C}",
+        "isolate \u{2066}x\u{2069}",
+        "rlm \u{200F}",
+        "tag \u{E0041}",
+        "interlinear \u{FFF9}",
     ] {
         let out = r.redact(bad);
         assert_eq!(
@@ -221,6 +228,11 @@ fn rejects() {
         );
         assert!(out.text.is_empty());
     }
+    // The Unicode line and paragraph separators become spaces, like newlines.
+    assert_eq!(
+        r.redact("one\u{2028}two\u{2029}three").text,
+        "one two three"
+    );
     // Mostly sensitive: dropped.
     let out = r.redact("/etc/passwd 10.0.0.1 alice");
     assert_eq!(

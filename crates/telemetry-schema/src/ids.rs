@@ -2,8 +2,9 @@
 //!
 //! Each type checks its format in Rust when it is constructed (and when it is deserialised) and
 //! publishes the same constraint as a JSON Schema `pattern`, so a payload that passes either check
-//! passes both. None of these formats can hold a path (`/`, `\`), an e-mail address or user name
-//! (`@`), whitespace or control characters.
+//! passes both (one exception: [`RedactedText`]'s pattern cannot name the few format characters
+//! above U+FFFF, which only the Rust check refuses). None of these formats can hold a path (`/`,
+//! `\`), an e-mail address or user name (`@`), whitespace, control or format characters.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -229,7 +230,7 @@ fn check_uuid_v7(s: &str) -> bool {
 
 fn check_redacted_text(s: &str) -> bool {
     s.chars()
-        .all(|c| !matches!(c, '/' | '\\' | '@') && !c.is_control())
+        .all(|c| !matches!(c, '/' | '\\' | '@') && !crate::display::is_control_or_format(c))
 }
 
 checked_string!(
@@ -307,14 +308,24 @@ checked_string!(
 checked_string!(
     /// Free text that the app explicitly declared as text and that went through the core's redactor.
     ///
-    /// At most 200 characters, and never `/`, `\`, `@` or control characters: the schema is a
-    /// backstop, the redactor is the guard. Text is redacted, **not** randomised.
+    /// At most 200 characters, and never `/`, `\`, `@`, a control character (C0, DEL, C1), a
+    /// format character (Unicode `Cf`: bidirectional marks, embeddings, overrides and isolates,
+    /// zero-width characters, the byte order mark, tags, ...) or a line or paragraph separator:
+    /// exactly the class [`crate::display::is_control_or_format`], which the core's redactor
+    /// refuses too and which a terminal would not show as text. The schema is a backstop, the
+    /// redactor is the guard. Text is redacted, **not** randomised.
+    ///
+    /// The pattern names the characters of that class in the Basic Multilingual Plane; the few
+    /// format characters above it (U+110BD, U+110CD, U+13430–U+1343F, U+1BCA0–U+1BCA3,
+    /// U+1D173–U+1D17A, U+E0001, U+E0020–U+E007F) cannot be named by a pattern that means the
+    /// same to an ECMA-262 engine without the `u` flag (it sees UTF-16 halves), so only the Rust
+    /// check, which every decoded payload passes, refuses those.
     RedactedText,
     check = check_redacted_text,
-    pattern = "^[^/\\\\@\\x00-\\x1f\\x7f-\\x9f]{0,200}$",
+    pattern = "^[^/\\\\@\\x00-\\x1f\\x7f-\\x9f\\xad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff\\ufff9-\\ufffb]{0,200}$",
     max_len = 200,
-    expected = "redacted text: at most 200 characters, no `/`, `\\`, `@` or control characters",
-    description = "Redacted free text (redaction only, not randomised): at most 200 characters, never `/`, `\\`, `@` or control characters."
+    expected = "redacted text: at most 200 characters, no `/`, `\\`, `@`, control or format characters",
+    description = "Redacted free text (redaction only, not randomised): at most 200 characters, never `/`, `\\`, `@`, control characters, format characters (bidirectional controls, zero-width characters, byte order mark) or line separators."
 );
 
 /// Lower-case hex encoding.
@@ -584,8 +595,44 @@ mod tests {
             "me@host",
             "line\nbreak",
             &"x".repeat(201),
+            "tab\there",
+            "bell\u{7}",
+            "esc \u{1b}[31m red",
+            "c1 \u{9b}31m",
+            "nel\u{85}",
+            "invoice\u{202E}fdp.exe",
+            "isolate \u{2066}x\u{2069}",
+            "mark \u{200F} \u{061C}",
+            "zero\u{200B}width",
+            "soft\u{AD}hyphen",
+            "bom\u{FEFF}",
+            "line\u{2028}separator",
+            "tag \u{E0041}",
         ] {
             assert!(RedactedText::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(RedactedText::new("ε ≤ 1, 日本語, עברית, emoji ❤\u{FE0F}").is_ok());
+    }
+
+    #[test]
+    fn the_redacted_text_pattern_refuses_what_the_rust_check_refuses() {
+        // Every character of the Basic Multilingual Plane (and a sample above it) alone, through
+        // the JSON Schema pattern and through the Rust check: the same answer, except for the
+        // format characters above U+FFFF that only the Rust check can refuse (type docs).
+        let schema = serde_json::json!({ "type": "string", "pattern": RedactedText::PATTERN });
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let astral = [
+            0x1F980, 0x10000, 0x110BD, 0xE0001, 0xE0041, 0x1D173, 0x1BCA0,
+        ];
+        for c in (0..0x10000).chain(astral).filter_map(char::from_u32) {
+            let text = c.to_string();
+            let rust = RedactedText::new(&text).is_ok();
+            let pattern = validator.is_valid(&serde_json::Value::String(text));
+            if u32::from(c) > 0xFFFF && crate::display::is_control_or_format(c) {
+                assert!(!rust && pattern, "{c:?}");
+            } else {
+                assert_eq!(rust, pattern, "{c:?}: Rust {rust}, pattern {pattern}");
+            }
         }
     }
 

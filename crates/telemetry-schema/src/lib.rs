@@ -18,8 +18,8 @@
 //! identifier with a checked format ([`Identifier`], [`Label`], [`RunId`], [`SessionId`],
 //! [`DailyId`], [`Day`]) or — only for fields an app explicitly declares as text — a
 //! [`RedactedText`] that went through the core's redactor (at most 200 characters, never `/`, `\`,
-//! `@` or control characters). Paths, host names, user names, IP addresses and environment data
-//! have no place to go, and the schema refuses unknown properties.
+//! `@`, control or format characters). Paths, host names, user names, IP addresses and
+//! environment data have no place to go, and the schema refuses unknown properties.
 //!
 //! The wire format, the DP block, the estimators and the versioning rules are specified in
 //! `docs/telemetry/v1/SPEC.md`.
@@ -69,6 +69,10 @@
 
 pub mod catalog;
 pub mod codegen;
+/// Escaping untrusted text for a terminal: here, in the pure crate every other crate depends
+/// on, so that every crate prints with one rule, the same class of characters a text field
+/// refuses.
+pub mod display;
 pub mod dp;
 pub mod envelope;
 pub mod estimate;
