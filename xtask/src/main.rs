@@ -5,11 +5,15 @@
 //! - `cargo xtask ci` runs everything CI runs.
 //! - `cargo xtask bench-cli` times `telemetry status`/`show`/`verify-payload` as whole processes
 //!   against a hello-world binary (not part of `ci`: a measurement, not a test).
+//! - `cargo xtask bench-collector` measures the collector as whole processes: ingest throughput
+//!   and latency over loopback, `report` over a large store, `report` against `telemetry
+//!   aggregate` on the same payloads (not part of `ci` either).
 //!
 //! Invariant: xtask is never a dependency of a shipped crate; it may do anything a developer may do.
 
 mod audit;
 mod bench;
+mod bench_collector;
 mod ci;
 mod codegen;
 
@@ -22,9 +26,10 @@ fn main() -> ExitCode {
         Some("audit") => audit::run(&args[1..]),
         Some("ci") => ci::run(&args[1..]),
         Some("bench-cli") => bench::run(&args[1..]),
+        Some("bench-collector") => bench_collector::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <codegen [--check] | audit [--json] | ci | bench-cli [--iterations N] [--payloads N]>"
+                "usage: cargo xtask <codegen [--check] | audit [--json] | ci | bench-cli [--iterations N] [--payloads N] | bench-collector [--payloads N] [--connections C] [--stored N] [--compare N] [--quick]>"
             );
             return ExitCode::from(2);
         }
