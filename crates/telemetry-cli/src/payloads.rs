@@ -173,14 +173,13 @@ pub(crate) fn verify(telemetry: &Telemetry, target: &str, json: bool, io: &mut I
     let p = match &v.validation {
         Ok(p) => p,
         Err(e) => {
+            // The error lists its schema violations itself (at most
+            // `telemetry_schema::validate::MAX_REPORTED_VIOLATIONS`, then "... and N more").
             writeln!(
                 io.err,
                 "error: {} is not a valid telemetry payload: {e}",
                 v.path.display()
             )?;
-            for problem in validation_problems(e).iter().skip(1) {
-                writeln!(io.err, "  {problem}")?;
-            }
             writeln!(io.err, "Its bytes are not shown: it is not a payload.")?;
             return Ok(exit::ERROR);
         }

@@ -353,7 +353,10 @@ fn invalid_fixtures_fail_for_their_reason() {
 #[test]
 fn schema_errors_are_structured() {
     let bytes = include_bytes!("../fixtures/v1/invalid/path_as_label.json");
-    let ValidationError::Schema { violations, total } = validate_payload(bytes).unwrap_err() else {
+    let ValidationError::Schema {
+        violations, total, ..
+    } = validate_payload(bytes).unwrap_err()
+    else {
         panic!("expected schema violations")
     };
     assert!(total >= 1);
@@ -461,8 +464,9 @@ fn many_violations_are_capped() {
         .map(|_| serde_json::json!({"name": "Bad Name", "fields": {}}))
         .collect();
     v["events"] = serde_json::Value::Array(bad_events);
-    let ValidationError::Schema { violations, total } =
-        validate_payload(v.to_string().as_bytes()).unwrap_err()
+    let ValidationError::Schema {
+        violations, total, ..
+    } = validate_payload(v.to_string().as_bytes()).unwrap_err()
     else {
         panic!()
     };
