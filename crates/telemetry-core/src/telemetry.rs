@@ -830,12 +830,13 @@ impl Telemetry {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let _ = writeln!(
-                std::io::stderr(),
-                "{}: telemetry preview written (never sent): run id {run} at {}",
+            let line = format!(
+                "{}: telemetry preview written (never sent): run id {run} at {}\n",
                 self.app_name,
                 path.display()
             );
+            let _ = std::io::stderr()
+                .write_all(telemetry_schema::display::escape_for_terminal(&line).as_bytes());
         }
         Ok(written)
     }
@@ -1008,11 +1009,12 @@ impl Drop for Telemetry {
             return;
         }
         if let Err(err) = self.flush() {
-            let _ = writeln!(
-                std::io::stderr(),
-                "{}: telemetry: warning: payload not written ({err}); telemetry is off for this run",
+            let line = format!(
+                "{}: telemetry: warning: payload not written ({err}); telemetry is off for this run\n",
                 self.app_name
             );
+            let _ = std::io::stderr()
+                .write_all(telemetry_schema::display::escape_for_terminal(&line).as_bytes());
         }
     }
 }

@@ -89,6 +89,11 @@ pub fn is_escaped_on_terminal(c: char) -> bool {
 /// assert!(matches!(escape_for_terminal("plain text\n"), std::borrow::Cow::Borrowed(_)));
 /// ```
 pub fn escape_for_terminal(s: &str) -> Cow<'_, str> {
+    // The common case, decided byte by byte without decoding characters: printable ASCII,
+    // newlines and tabs only (a 1 MiB payload printed by `verify-payload` is all of that).
+    if s.bytes().all(|b| matches!(b, b' '..=b'~' | b'\n' | b'\t')) && !s.contains("<U+") {
+        return Cow::Borrowed(s);
+    }
     let Some(first) = s
         .char_indices()
         .find(|&(i, c)| escaped_at(s, i, c))
