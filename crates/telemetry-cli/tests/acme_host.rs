@@ -16,24 +16,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const TELEMETRY: &str = env!("CARGO_BIN_EXE_telemetry");
+mod common;
+use common::acme;
 
-/// The `acme` example next to the test's binaries (cargo builds examples for `cargo test`),
-/// located as `tests/privacy_fixture.rs` does. Fails loudly when missing instead of skipping.
-fn acme() -> PathBuf {
-    let path = PathBuf::from(TELEMETRY)
-        .parent()
-        .expect("target dir")
-        .join("examples")
-        .join("acme");
-    assert!(
-        path.is_file(),
-        "{} is missing: run the whole package's tests (`cargo test -p telemetry-cli`), which \
-         builds the examples, or `cargo build -p telemetry-cli --example acme` first",
-        path.display()
-    );
-    path
-}
+const TELEMETRY: &str = env!("CARGO_BIN_EXE_telemetry");
 
 /// The three `work` invocations, with the exit code each must have.
 const WORK: &[(&[&str], i32)] = &[

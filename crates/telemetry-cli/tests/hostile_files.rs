@@ -30,7 +30,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use telemetry_cli::NO_TELEMETRY_LINE;
 
-const TELEMETRY: &str = env!("CARGO_BIN_EXE_telemetry");
+mod common;
+use common::acme;
+
 /// How long any one process may take before it counts as hung.
 const HANG: Duration = Duration::from_secs(10);
 /// A user the tests (root here and in CI) can give files to.
@@ -39,22 +41,6 @@ const OTHER_UID: u32 = 65534;
 const LONG_AGO: Duration = Duration::from_secs(3600);
 /// A payload-shaped name (a UUIDv7 run id).
 const RUN_ID: &str = "0190a5b2-7c3d-7e4f-8a1b-2c3d4e5f6a7b";
-
-/// The `acme` example next to the test's binaries, located as `tests/acme_host.rs` does.
-fn acme() -> PathBuf {
-    let path = PathBuf::from(TELEMETRY)
-        .parent()
-        .expect("target dir")
-        .join("examples")
-        .join("acme");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo build -p telemetry-cli --example acme` first (or the whole \
-         package's tests, which build the examples)",
-        path.display()
-    );
-    path
-}
 
 /// What the user sees of a run.
 #[derive(Debug, PartialEq, Eq)]

@@ -8,28 +8,13 @@
 //! home. A scenario that really needs the network must say so with `.allow_network(reason)`; none does.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use privacy_guard::Sandbox;
 
-const TELEMETRY: &str = env!("CARGO_BIN_EXE_telemetry");
+mod common;
+use common::acme;
 
-/// The `acme` example next to the test's binaries (cargo builds examples for `cargo test`). Fails loudly
-/// when missing instead of skipping.
-fn acme() -> PathBuf {
-    let dir = PathBuf::from(TELEMETRY)
-        .parent()
-        .expect("target dir")
-        .join("examples");
-    let path = dir.join("acme");
-    assert!(
-        path.is_file(),
-        "{} is missing: run the whole package's tests (`cargo test -p telemetry-cli`), which builds the \
-         examples; `--test privacy_fixture` alone does not",
-        path.display()
-    );
-    path
-}
+const TELEMETRY: &str = env!("CARGO_BIN_EXE_telemetry");
 
 /// Every telemetry command with the arguments it is run with, in an order that walks through the states
 /// (fresh, enabled, with pending data, disabled). Commands not built yet are listed too, from the design

@@ -14,26 +14,13 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-const TELEMETRY: &str = env!("CARGO_BIN_EXE_telemetry");
+mod common;
+use common::acme;
+
 /// The unprivileged user the host runs as when the tests run as root.
 const OTHER_UID: u32 = 65534;
-
-fn acme() -> PathBuf {
-    let path = PathBuf::from(TELEMETRY)
-        .parent()
-        .expect("target dir")
-        .join("examples")
-        .join("acme");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo test -p telemetry-cli` (it builds the examples)",
-        path.display()
-    );
-    path
-}
 
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()

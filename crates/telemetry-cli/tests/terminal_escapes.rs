@@ -20,7 +20,7 @@ use telemetry_core::Telemetry;
 use telemetry_schema::display::is_escaped_on_terminal;
 
 mod common;
-use common::{Run, env_for, parse, run_in};
+use common::{Run, acme, env_for, parse, run_in};
 
 const FULL: &str = "../telemetry-schema/fixtures/v1/valid/full.json";
 
@@ -441,23 +441,6 @@ fn a_real_terminal_receives_no_escape_sequence_from_a_planted_file_name() {
     );
     let (_, received) = on_a_terminal(home.path(), &[("NO_COLOR", "1"), env[0]], &["status"]);
     assert_nothing_raw("status without colour", &received);
-}
-
-/// The `acme` example host (built by `cargo test -p telemetry-cli`), located as
-/// `tests/acme_host.rs` does.
-fn acme() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_telemetry"))
-        .parent()
-        .expect("target dir")
-        .join("examples")
-        .join("acme");
-    assert!(
-        path.is_file(),
-        "{} is missing: run the whole package's tests (`cargo test -p telemetry-cli`), which \
-         builds the examples",
-        path.display()
-    );
-    path
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Shared by the CLI's test files: run a command in-process against a temporary HOME.
 #![allow(dead_code)] // each test file uses a different subset
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use telemetry_cli::{Form, Io, TelemetryArgs};
@@ -88,4 +88,21 @@ pub fn redact_dates(text: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The `acme` example host next to the test's binaries (cargo builds a package's examples for
+/// `cargo test`). Fails loudly when it is missing instead of skipping.
+pub fn acme() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_telemetry"))
+        .parent()
+        .expect("target dir")
+        .join("examples")
+        .join("acme");
+    assert!(
+        path.is_file(),
+        "{} is missing: run the whole package's tests (`cargo test -p telemetry-cli`), which \
+         build the examples, or `cargo build -p telemetry-cli --example acme` first",
+        path.display()
+    );
+    path
 }
