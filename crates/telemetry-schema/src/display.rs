@@ -173,7 +173,7 @@ mod tests {
         assert_eq!(
             esc("\x1b]8;;http://evil\x07click\x1b]8;;\x07"),
             "<U+001B>]8;;http://evil<U+0007>click<U+001B>]8;;<U+0007>"
-        ); // OSC 8 hyperlink
+        ); // OSC 8: a clickable link
         assert_eq!(esc("\x1b]8;;x\x1b\\y"), "<U+001B>]8;;x<U+001B>\\y"); // ST terminator
         assert_eq!(esc("ok\rFAKE"), "ok<U+000D>FAKE");
     }
