@@ -69,9 +69,6 @@
 
 pub mod catalog;
 pub mod codegen;
-/// Escaping untrusted text for a terminal: here, in the pure crate every other crate depends
-/// on, so that every crate prints with one rule, the same class of characters a text field
-/// refuses.
 pub mod display;
 pub mod dp;
 pub mod envelope;
