@@ -5,7 +5,7 @@
 //! The page is inert and closed: inline CSS and SVG only, no script, and no external font,
 //! image, style sheet or link, so it can be mailed, archived or opened offline and looks the same
 //! everywhere. Every text that comes from payloads or the catalogue (labels, redacted text,
-//! names, descriptions) goes through [`escape`]. A number that is not finite is never written
+//! names, descriptions) goes through one function, `escape`. A number that is not finite is never written
 //! into a coordinate. The output depends on the reports alone (no clock): the same store gives
 //! the same bytes.
 
