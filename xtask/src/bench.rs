@@ -89,27 +89,53 @@ struct Binaries {
 }
 
 /// `cargo build --profile <profile>` (`dist` by default: how binaries ship, release with fat LTO) of the `telemetry`
-/// binary and the `hello` and `acme` examples; the paths come from cargo's own messages, so any
-/// target directory works.
+/// binary and the `hello` and `acme` examples.
 fn build(root: &Path, profile: &str) -> anyhow::Result<Binaries> {
-    let args = [
+    let mut exes = build_executables(
+        root,
+        profile,
+        "bench-cli",
+        &[
+            "-p",
+            "telemetry-cli",
+            "--bin",
+            "telemetry",
+            "--example",
+            "hello",
+            "--example",
+            "acme",
+        ],
+        &["telemetry", "hello", "acme"],
+    )?;
+    let mut take = |name: &str| exes.remove(name).expect("checked by build_executables");
+    Ok(Binaries {
+        telemetry: take("telemetry"),
+        hello: take("hello"),
+        acme: take("acme"),
+    })
+}
+
+/// `cargo build --profile <profile> <targets>`, and the executables named `wanted`, by file
+/// stem: the paths come from cargo's own messages, so any target directory works. `who` names
+/// the bench in what is printed.
+pub(crate) fn build_executables(
+    root: &Path,
+    profile: &str,
+    who: &str,
+    targets: &[&str],
+    wanted: &[&str],
+) -> anyhow::Result<std::collections::BTreeMap<String, PathBuf>> {
+    let mut args = vec![
         "build",
         "--profile",
         profile,
         "--message-format=json-render-diagnostics",
-        "-p",
-        "telemetry-cli",
-        "--bin",
-        "telemetry",
-        "--example",
-        "hello",
-        "--example",
-        "acme",
     ];
-    eprintln!("bench-cli: cargo {}", args.join(" "));
+    args.extend_from_slice(targets);
+    eprintln!("{who}: cargo {}", args.join(" "));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
-        .args(args)
+        .args(&args)
         .current_dir(root)
         .stderr(Stdio::inherit())
         .output()
@@ -117,7 +143,7 @@ fn build(root: &Path, profile: &str) -> anyhow::Result<Binaries> {
     if !output.status.success() {
         bail!("cargo build --profile {profile} failed ({})", output.status);
     }
-    let (mut telemetry, mut hello, mut acme) = (None, None, None);
+    let mut found = std::collections::BTreeMap::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let Ok(message) = serde_json::from_str::<Value>(line) else {
             continue;
@@ -126,25 +152,20 @@ fn build(root: &Path, profile: &str) -> anyhow::Result<Binaries> {
             continue;
         };
         let exe = PathBuf::from(exe);
-        match exe.file_stem().and_then(|s| s.to_str()) {
-            Some("telemetry") => telemetry = Some(exe),
-            Some("hello") => hello = Some(exe),
-            Some("acme") => acme = Some(exe),
-            _ => {}
+        if let Some(stem) = exe.file_stem().and_then(|s| s.to_str())
+            && wanted.contains(&stem)
+        {
+            found.insert(stem.to_owned(), exe);
         }
     }
-    match (telemetry, hello, acme) {
-        (Some(telemetry), Some(hello), Some(acme)) => Ok(Binaries {
-            telemetry,
-            hello,
-            acme,
-        }),
-        _ => bail!("cargo did not report the telemetry, hello and acme executables"),
+    if found.len() != wanted.len() {
+        bail!("cargo did not report the {} executables", wanted.join(", "));
     }
+    Ok(found)
 }
 
 /// A scratch directory, removed on drop (with its parent, when that is left empty).
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {

@@ -202,68 +202,29 @@ struct Binaries {
     telemetry: PathBuf,
 }
 
-/// `cargo build --profile <profile>` of `telemetry-collector` and `telemetry`; paths from
-/// cargo's own messages.
+/// `cargo build --profile <profile>` of `telemetry-collector` and `telemetry`.
 fn build(root: &Path, profile: &str) -> anyhow::Result<Binaries> {
-    let args = [
-        "build",
-        "--profile",
+    let mut exes = crate::bench::build_executables(
+        root,
         profile,
-        "--message-format=json-render-diagnostics",
-        "-p",
-        "telemetry-collector",
-        "--bin",
-        "telemetry-collector",
-        "-p",
-        "telemetry-cli",
-        "--bin",
-        "telemetry",
-    ];
-    eprintln!("bench-collector: cargo {}", args.join(" "));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .args(args)
-        .current_dir(root)
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running cargo build")?;
-    if !output.status.success() {
-        bail!("cargo build --profile {profile} failed ({})", output.status);
-    }
-    let (mut collector, mut telemetry) = (None, None);
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(message) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        let Some(exe) = message["executable"].as_str() else {
-            continue;
-        };
-        let exe = PathBuf::from(exe);
-        match exe.file_stem().and_then(|s| s.to_str()) {
-            Some("telemetry-collector") => collector = Some(exe),
-            Some("telemetry") => telemetry = Some(exe),
-            _ => {}
-        }
-    }
-    match (collector, telemetry) {
-        (Some(collector), Some(telemetry)) => Ok(Binaries {
-            collector,
-            telemetry,
-        }),
-        _ => bail!("cargo did not report the telemetry-collector and telemetry executables"),
-    }
-}
-
-/// A scratch directory, removed on drop (with its parent, when that is left empty).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-        if let Some(parent) = self.0.parent() {
-            let _ = std::fs::remove_dir(parent);
-        }
-    }
+        "bench-collector",
+        &[
+            "-p",
+            "telemetry-collector",
+            "--bin",
+            "telemetry-collector",
+            "-p",
+            "telemetry-cli",
+            "--bin",
+            "telemetry",
+        ],
+        &["telemetry-collector", "telemetry"],
+    )?;
+    let mut take = |name: &str| exes.remove(name).expect("checked by build_executables");
+    Ok(Binaries {
+        collector: take("telemetry-collector"),
+        telemetry: take("telemetry"),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1600,7 +1561,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .parent()
         .and_then(Path::parent)
         .context("the collector executable has no target directory")?;
-    let scratch = Scratch(
+    let scratch = crate::bench::Scratch(
         target_dir
             .join("xtask-bench-collector")
             .join(std::process::id().to_string()),
