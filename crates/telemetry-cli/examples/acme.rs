@@ -90,6 +90,8 @@ fn main() -> ExitCode {
     let builder = Telemetry::builder("acme")
         .app_version(env!("CARGO_PKG_VERSION"))
         .no_telemetry_flag(cli.no_telemetry)
+        // What acme's users are pointed at by `acme telemetry status`.
+        .posture("https://acme.example/telemetry")
         .event::<CommandRun>()
         .event::<FeatureUsed>();
     match cli.command {

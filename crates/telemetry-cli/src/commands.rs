@@ -342,12 +342,17 @@ fn status(telemetry: &Telemetry, json: bool, io: &mut Io<'_>) -> Outcome {
 
 fn write_status(r: &StatusReport, io: &mut Io<'_>) -> io::Result<()> {
     let out = &mut *io.out;
+    let verified = r
+        .posture
+        .as_deref()
+        .map(|doc| format!(" Verified: see {doc}."))
+        .unwrap_or_default();
     if !r.enabled {
-        writeln!(out, "{}", crate::NO_TELEMETRY_LINE)?;
+        writeln!(out, "{}{verified}", crate::NO_TELEMETRY_LINE)?;
     } else {
         writeln!(
             out,
-            "Telemetry is on: anonymous, locally randomised payloads are written to {}. No network calls outside endpoints you pass via flags. Verified: see docs/telemetry/v0/POSTURE.md.",
+            "Telemetry is on: anonymous, locally randomised payloads are written to {}. No network calls outside endpoints you pass via flags.{verified}",
             path_or_none(r.pending_dir.as_deref())
         )?;
     }
@@ -407,6 +412,18 @@ fn write_status(r: &StatusReport, io: &mut Io<'_>) -> io::Result<()> {
                 "opt-out beta (on after the first-run notice unless disabled)",
         }
     )?;
+    let b = &r.budget;
+    let spent = match b.spent_today {
+        None => "nothing spent today".to_owned(),
+        Some(spent) => format!("ε {} spent today", epsilon(spent)),
+    };
+    writeln!(
+        out,
+        "  privacy budget:   ε {} a day, {spent} (source: {})",
+        epsilon(b.daily_cap),
+        path_or_none(b.ledger.as_deref())
+    )?;
+    write_allowance(out, &b.events, "    ")?;
     writeln!(out)?;
     writeln!(
         out,
@@ -425,6 +442,37 @@ fn write_status(r: &StatusReport, io: &mut Io<'_>) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// What the daily budget allows each event, one line each.
+pub(crate) fn write_allowance(
+    out: &mut dyn io::Write,
+    events: &[telemetry_core::budget::EventAllowance],
+    indent: &str,
+) -> io::Result<()> {
+    for e in events {
+        match e.new_reports_a_day {
+            Some(n) => writeln!(
+                out,
+                "{indent}{}: up to {n} reports of new values a day (ε {} each); repeats are free",
+                e.event,
+                epsilon(e.epsilon_per_new_report)
+            )?,
+            None => writeln!(out, "{indent}{}: not randomised, costs no ε", e.event)?,
+        }
+    }
+    Ok(())
+}
+
+/// An ε for people: at most three decimals, no trailing zeros (`3.599`, `0.5`, `64`).
+pub(crate) fn epsilon(value: f64) -> String {
+    let text = format!("{value:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text.is_empty() || text == "-" {
+        "0".to_owned()
+    } else {
+        text.to_owned()
+    }
 }
 
 fn active(on: bool) -> &'static str {

@@ -66,5 +66,7 @@ pub mod exit {
     pub const REFUSED: u8 = 3;
 }
 
-/// The first line of `status` while nothing is collected.
-pub const NO_TELEMETRY_LINE: &str = "No telemetry. No network calls outside endpoints you pass via flags. Verified: see docs/telemetry/v0/POSTURE.md.";
+/// The first line of `status` while nothing is collected (followed by " Verified: see …" when
+/// the app names its posture document, `Builder::posture`).
+pub const NO_TELEMETRY_LINE: &str =
+    "No telemetry. No network calls outside endpoints you pass via flags.";

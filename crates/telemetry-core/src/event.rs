@@ -374,6 +374,13 @@ impl EventInfo {
         }
     }
 
+    /// Whether `other` declares the same event (name, description and fields).
+    pub fn same_declaration(&self, other: &EventInfo) -> bool {
+        self.name == other.name
+            && self.description == other.description
+            && self.fields == other.fields
+    }
+
     /// Its catalogue entry.
     pub fn spec(&self) -> Result<EventSpec, CatalogError> {
         let fields = self
@@ -392,8 +399,8 @@ pub struct ComponentInitialized<'a> {
     pub component: u32,
     /// The telemetry SDK's version.
     pub sdk_version: &'a str,
-    /// The Rust version the app was built with.
-    pub runtime_version: &'a str,
+    /// The version of the Rust compiler that built the app, when known.
+    pub runtime_version: Option<&'a str>,
 }
 
 /// The components of the built-in event.
@@ -407,12 +414,12 @@ impl Event for ComponentInitialized<'_> {
         FieldDecl::version("sdk_version", "Version of the telemetry SDK."),
         FieldDecl::version(
             "runtime_version",
-            "Version of the Rust toolchain the app was built with.",
+            "Version of the Rust compiler that built the app (absent when unknown).",
         ),
     ];
     fn values(&self, out: &mut dyn FnMut(Value<'_>)) {
         out(Value::Enum(self.component));
         out(Value::Version(self.sdk_version));
-        out(Value::Version(self.runtime_version));
+        out(self.runtime_version.map_or(Value::Missing, Value::Version));
     }
 }

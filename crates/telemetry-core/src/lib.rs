@@ -80,6 +80,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod budget;
 pub mod config;
 pub mod consent;
 pub mod decision;
@@ -109,6 +110,6 @@ pub use inspect::{
 };
 pub use manage::{DisableOutcome, EnableError, EnableOutcome};
 pub use paths::Paths;
-pub use recorder::{Limits, RecordError};
+pub use recorder::{Limits, MAX_LEDGER_KEYS, MAX_REPORTS_PER_EVENT, RecordError};
 pub use telemetry::{Builder, NoticeMode, ReleasePolicy, StatusReport, Telemetry, notice_text};
 pub use warning::Warning;

@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use telemetry_schema::{
@@ -24,6 +25,7 @@ use crate::dp::memo::Memoizer;
 use crate::event::{EventInfo, FieldDecl, Value, Visit};
 use crate::redact::{RULES_VERSION, RedactionContext, RedactionStatus, Redactor};
 use crate::store;
+use crate::warning::{Location, Warning};
 
 /// The default ε cap per day and install.
 pub const DEFAULT_DAILY_EPSILON_CAP: f64 = 64.0;
@@ -53,26 +55,137 @@ enum Compiled {
 struct CompiledEvent {
     info: EventInfo,
     fields: Vec<Compiled>,
+    /// ε of one report whose answers are all new: what the payload states, whatever the values.
     epsilon: f64,
+    /// The value tuples this run has already handled (recorded, merged or refused).
+    seen: SeenTable,
 }
 
-struct Recorded {
+/// One report of a run: an event's randomised answers, sent once however often they recur.
+struct Report {
     event: usize,
     values: Vec<Option<FieldValue>>,
+    /// The ledger keys of the memoised answers behind it, with their field's ε: every distinct
+    /// true value whose answer this report shows is charged once a day.
+    charges: Vec<(u64, f64)>,
 }
 
-/// A memoised answer is a pure function of (install secret, event, field, value), so once
-/// computed it is kept: a repeated report then costs a map lookup instead of an HMAC.
-/// Key: (event index, field index, the true value as a word).
-type AnswerKey = (u32, u32, u64);
+/// Distinct value tuples one event kind may contribute to a run; past that, new tuples are
+/// dropped (and counted). Bounds the recorder's memory per event kind, not per call.
+pub const MAX_REPORTS_PER_EVENT: usize = 64;
+/// Slots of an event's [`SeenTable`]: twice the tuples it holds, so probes stay short.
+const SEEN_SLOTS: usize = 2 * MAX_REPORTS_PER_EVENT;
 
-/// Most answers kept per run; past that, answers are recomputed (same result, just slower).
-const MAX_CACHED_ANSWERS: usize = 4096;
+/// Fingerprints of the value tuples an event kind has seen in this run, readable without a lock:
+/// a repeated `record` of the same values (the common case) is a hash and a few atomic loads.
+/// Written only under the run's mutex; 0 marks an empty slot.
+struct SeenTable {
+    slots: Box<[AtomicU64]>,
+}
+
+impl SeenTable {
+    fn new() -> Self {
+        Self {
+            slots: (0..SEEN_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    #[inline]
+    fn contains(&self, fingerprint: u64) -> bool {
+        let mask = SEEN_SLOTS - 1;
+        let mut i = fingerprint as usize & mask;
+        for _ in 0..SEEN_SLOTS {
+            match self.slots[i].load(Ordering::Acquire) {
+                0 => return false,
+                f if f == fingerprint => return true,
+                _ => i = (i + 1) & mask,
+            }
+        }
+        false
+    }
+
+    /// Adds `fingerprint` (the caller holds the run's mutex and has checked `contains`).
+    fn insert(&self, fingerprint: u64) {
+        let mask = SEEN_SLOTS - 1;
+        let mut i = fingerprint as usize & mask;
+        for _ in 0..SEEN_SLOTS {
+            if self.slots[i].load(Ordering::Relaxed) == 0 {
+                self.slots[i].store(fingerprint, Ordering::Release);
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+/// A 64-bit fingerprint of an event's value tuple (kind tags, values, count), never 0. Not
+/// keyed and never stored or sent: it only tells repeats apart within one run. A collision
+/// (about 2⁻⁵² for a full table) would take a new tuple for a repeat and not record it.
+#[derive(Clone, Copy)]
+struct Fingerprint(u64);
+
+impl Fingerprint {
+    const SEED: u64 = 0x243f_6a88_85a3_08d3;
+
+    #[inline]
+    fn word(&mut self, w: u64) {
+        let x = (self.0 ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = x ^ (x >> 29);
+    }
+
+    #[inline]
+    fn value(&mut self, value: Value<'_>) {
+        match value {
+            Value::Bool(b) => self.word(1 << 56 | u64::from(b)),
+            Value::Enum(i) => {
+                self.word(2 << 56);
+                self.word(u64::from(i));
+            }
+            Value::Integer(n) => {
+                self.word(3 << 56);
+                self.word(n as u64);
+            }
+            Value::Duration(d) => {
+                self.word(4 << 56);
+                self.word(d.as_secs());
+                self.word(u64::from(d.subsec_nanos()));
+            }
+            Value::Version(s) => self.bytes(5, s.as_bytes()),
+            Value::Text(s) => self.bytes(6, s.as_bytes()),
+            Value::Missing => self.word(7 << 56),
+        }
+    }
+
+    fn bytes(&mut self, tag: u64, bytes: &[u8]) {
+        self.word(tag << 56 | bytes.len() as u64);
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            self.word(u64::from_le_bytes(w));
+        }
+        let mut w = [0u8; 8];
+        w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.word(u64::from_le_bytes(w));
+    }
+
+    #[inline]
+    fn finish(self) -> u64 {
+        let x = self.0 ^ (self.0 >> 32);
+        if x == 0 { 1 } else { x }
+    }
+}
 
 #[derive(Default)]
 struct RunState {
-    buffer: Vec<Recorded>,
-    answers: std::collections::HashMap<AnswerKey, Option<FieldValue>>,
+    reports: Vec<Report>,
+    /// Distinct value tuples handled per event kind (index as in `Recorder::events`).
+    distinct: Vec<usize>,
+    /// Event names recorded but not registered, already warned about.
+    unknown: Vec<&'static str>,
+    /// (event, field) pairs whose values did not fit their declaration, already warned about;
+    /// `usize::MAX` as field for a wrong number of values, `usize::MAX - 1` for a full run.
+    misfits: Vec<(usize, usize)>,
 }
 
 /// The in-memory recorder of one run.
@@ -84,13 +197,17 @@ pub(crate) struct Recorder {
     state: Mutex<RunState>,
     redactor: std::sync::OnceLock<Redactor>,
     /// Text values of this run the redactor found nothing in.
-    text_clean: std::sync::atomic::AtomicU32,
+    text_clean: AtomicU32,
     /// Text values of this run in which the redactor replaced something.
-    text_redacted: std::sync::atomic::AtomicU32,
+    text_redacted: AtomicU32,
     /// Text values of this run dropped entirely (rejected by the redactor, or refused as
     /// `RedactedText`), sent as `null`.
-    text_rejected: std::sync::atomic::AtomicU32,
-    unknown_events: std::sync::atomic::AtomicU32,
+    text_rejected: AtomicU32,
+    /// Warnings about the app's own use of the API (unregistered events, values that do not
+    /// fit their declaration), each once per run.
+    misuse: Mutex<Vec<Warning>>,
+    /// The app name to prefix warnings printed on stderr with; `None`: not printed.
+    print_as: Option<String>,
     day: telemetry_schema::Day,
     app: (String, String),
     pending_dir: PathBuf,
@@ -147,6 +264,11 @@ fn epsilon(value: f64, what: &str) -> Result<Epsilon, RecordError> {
     Epsilon::from_f64(value).map_err(|e| RecordError::Declaration(format!("{what}: {e}")))
 }
 
+/// Whether every event compiles to its mechanisms (what [`Recorder::new`] needs).
+pub(crate) fn check_events(events: &[EventInfo]) -> Result<(), RecordError> {
+    events.iter().try_for_each(|e| compile(*e).map(drop))
+}
+
 fn compile(info: EventInfo) -> Result<CompiledEvent, RecordError> {
     info.spec()
         .map_err(|e| RecordError::Declaration(format!("{}: {e}", info.name)))?;
@@ -188,6 +310,7 @@ fn compile(info: EventInfo) -> Result<CompiledEvent, RecordError> {
         info,
         fields,
         epsilon: total,
+        seen: SeenTable::new(),
     })
 }
 
@@ -201,20 +324,25 @@ impl Recorder {
         ledger_file: PathBuf,
         limits: Limits,
     ) -> Result<Self, RecordError> {
+        let events: Vec<CompiledEvent> = events
+            .iter()
+            .map(|e| compile(*e))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             mode,
             memo: Memoizer::new(&secret),
             secret,
-            events: events
-                .iter()
-                .map(|e| compile(*e))
-                .collect::<Result<_, _>>()?,
-            state: Mutex::new(RunState::default()),
+            state: Mutex::new(RunState {
+                distinct: vec![0; events.len()],
+                ..RunState::default()
+            }),
+            events,
             redactor: std::sync::OnceLock::new(),
-            text_clean: std::sync::atomic::AtomicU32::new(0),
-            text_redacted: std::sync::atomic::AtomicU32::new(0),
-            text_rejected: std::sync::atomic::AtomicU32::new(0),
-            unknown_events: std::sync::atomic::AtomicU32::new(0),
+            text_clean: AtomicU32::new(0),
+            text_redacted: AtomicU32::new(0),
+            text_rejected: AtomicU32::new(0),
+            misuse: Mutex::new(Vec::new()),
+            print_as: None,
             day: crate::time::today(),
             app,
             pending_dir,
@@ -223,127 +351,289 @@ impl Recorder {
         })
     }
 
-    /// Randomises and buffers one event. Unknown (unregistered) events are counted and
-    /// dropped: only what the catalogue publishes can be recorded.
-    pub(crate) fn record(&self, name: &str, visit: Visit<'_>) {
-        let Some(index) = self.events.iter().position(|e| e.info.name == name) else {
-            self.unknown_events
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// Prints each misuse warning on stderr as it is found, prefixed with `app`.
+    pub(crate) fn print_warnings_as(mut self, app: Option<String>) -> Self {
+        self.print_as = app;
+        self
+    }
+
+    /// Randomises and buffers one event. A value tuple this run has already handled costs a
+    /// hash and a few atomic loads: its report is already buffered (or was refused). Unknown
+    /// (unregistered) events and values that do not fit their declaration are dropped with a
+    /// warning: only what the catalogue publishes can be recorded, and nothing is guessed.
+    #[inline]
+    pub(crate) fn record(&self, name: &'static str, visit: Visit<'_>) {
+        let Some(index) = self.event_index(name) else {
+            self.unknown_event(name);
             return;
         };
+        let mut fingerprint = Fingerprint(Fingerprint::SEED ^ index as u64);
+        let mut count = 0u64;
+        visit(&mut |value| {
+            fingerprint.value(value);
+            count += 1;
+        });
+        fingerprint.word(count);
+        let fingerprint = fingerprint.finish();
+        if self.events[index].seen.contains(fingerprint) {
+            return;
+        }
+        self.record_new(index, fingerprint, visit);
+    }
+
+    #[inline]
+    fn event_index(&self, name: &str) -> Option<usize> {
+        // The same `&'static str` constant usually has one address: compare that first.
+        self.events
+            .iter()
+            .position(|e| std::ptr::eq(e.info.name, name))
+            .or_else(|| self.events.iter().position(|e| e.info.name == name))
+    }
+
+    #[cold]
+    fn unknown_event(&self, name: &'static str) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if state.unknown.contains(&name) || state.unknown.len() >= MAX_WARNED {
+            return;
+        }
+        state.unknown.push(name);
+        drop(state);
+        self.warn(format!(
+            "event `{name}` is not registered, so it is not recorded: add `.event::<…>()` for it \
+             to the telemetry builder"
+        ));
+    }
+
+    #[cold]
+    fn record_new(&self, index: usize, fingerprint: u64, visit: Visit<'_>) {
         let event = &self.events[index];
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        let RunState { buffer, answers } = &mut *state;
+        // Another thread may have handled the same values meanwhile.
+        if event.seen.contains(fingerprint) {
+            return;
+        }
+        if state.distinct[index] >= MAX_REPORTS_PER_EVENT {
+            let first = !state.misfits.contains(&(index, FULL_RUN));
+            if first {
+                state.misfits.push((index, FULL_RUN));
+                drop(state);
+                self.warn(format!(
+                    "event `{}`: more than {MAX_REPORTS_PER_EVENT} distinct reports in one run; \
+                     further new values are not recorded",
+                    event.info.name
+                ));
+            }
+            return;
+        }
+        state.distinct[index] += 1;
+        event.seen.insert(fingerprint);
+
         let mut values = Vec::with_capacity(event.fields.len());
+        let mut charges = Vec::new();
+        let mut misfit: Option<(usize, String)> = None;
         let mut i = 0;
         visit(&mut |value| {
-            if let Some(mechanism) = event.fields.get(i) {
-                let key = answer_key(index, i, value);
-                let cached = key.and_then(|k| answers.get(&k).cloned());
-                let answer = cached.unwrap_or_else(|| {
-                    let field = event.info.fields[i].name();
-                    let answer = self.randomize(event.info.name, field, mechanism, value);
-                    if let Some(k) = key
-                        && answers.len() < MAX_CACHED_ANSWERS
-                    {
-                        answers.insert(k, answer.clone());
+            if misfit.is_none() {
+                match event.fields.get(i) {
+                    Some(mechanism) => {
+                        match self.randomize(event, i, mechanism, value, &mut charges) {
+                            Ok(answer) => values.push(answer),
+                            Err(why) => misfit = Some((i, why)),
+                        }
                     }
-                    answer
-                });
-                values.push(answer);
+                    None => misfit = Some((WRONG_COUNT, String::new())),
+                }
             }
             i += 1;
         });
-        values.resize(event.fields.len(), None);
-        buffer.push(Recorded {
-            event: index,
-            values,
-        });
+        if misfit.is_none() && i != event.fields.len() {
+            misfit = Some((WRONG_COUNT, String::new()));
+        }
+        if let Some((field, why)) = misfit {
+            let first = !state.misfits.contains(&(index, field));
+            if first && state.misfits.len() < MAX_WARNED {
+                state.misfits.push((index, field));
+                drop(state);
+                let name = event.info.name;
+                self.warn(match event.info.fields.get(field) {
+                    Some(decl) => format!(
+                        "event `{name}` field `{}`: {why}; the report is dropped (check its \
+                         `values`, or derive `Event`)",
+                        decl.name()
+                    ),
+                    None => format!(
+                        "event `{name}`: `values` produced {i} values for {} declared fields; the \
+                         report is dropped (check its `values`, or derive `Event`)",
+                        event.fields.len()
+                    ),
+                });
+            }
+            return;
+        }
+        // Another tuple may have drawn the same answers: one report shows them, charged for
+        // every true value behind it.
+        match state
+            .reports
+            .iter_mut()
+            .find(|r| r.event == index && r.values == values)
+        {
+            Some(report) => report.charges.extend(charges),
+            None => state.reports.push(Report {
+                event: index,
+                values,
+                charges,
+            }),
+        }
     }
 
+    /// The answer sent for field `i`'s true `value`, or why the value does not fit the field.
     fn randomize(
         &self,
-        event: &str,
-        field: &str,
+        event: &CompiledEvent,
+        i: usize,
         mechanism: &Compiled,
         value: Value<'_>,
-    ) -> Option<FieldValue> {
-        match (mechanism, value) {
+        charges: &mut Vec<(u64, f64)>,
+    ) -> Result<Option<FieldValue>, String> {
+        let (name, decl) = (event.info.name, &event.info.fields[i]);
+        let field = decl.name();
+        let mut charged = |key| charges.push((key, decl.epsilon()));
+        Ok(match (mechanism, value) {
+            // Optional fields (`Option<…>` in a derived event) send `null`.
+            (_, Value::Missing) => None,
             (Compiled::Bool(m), Value::Bool(b)) => {
-                Some(FieldValue::Bool(self.memo.randomize(event, field, m, b)))
+                let (answer, key) = self.memo.randomize_keyed(name, field, m, b);
+                charged(key);
+                Some(FieldValue::Bool(answer))
             }
-            (Compiled::Enum(m, labels), Value::Enum(i)) => {
-                let out = self.memo.randomize(event, field, m, i);
-                let label = labels.get(out as usize)?;
-                WireLabel::new(*label).ok().map(FieldValue::Label)
+            (Compiled::Enum(m, labels), Value::Enum(index)) => {
+                if index as usize >= labels.len() {
+                    return Err(format!(
+                        "label index {index} is outside its {} labels",
+                        labels.len()
+                    ));
+                }
+                let (out, key) = self.memo.randomize_keyed(name, field, m, index);
+                charged(key);
+                let label = labels.get(out as usize).ok_or("no such label")?;
+                Some(FieldValue::Label(
+                    WireLabel::new(*label).map_err(|e| e.to_string())?,
+                ))
             }
             (Compiled::Integer(m), Value::Integer(n)) => {
-                Some(FieldValue::Integer(self.memo.randomize(event, field, m, n)))
+                let (answer, key) = self.memo.randomize_keyed(name, field, m, n);
+                charged(key);
+                Some(FieldValue::Integer(answer))
             }
             (Compiled::Duration(m), Value::Duration(d)) => {
-                Some(FieldValue::Integer(self.memo.randomize(event, field, m, d)))
+                let (answer, key) = self.memo.randomize_keyed(name, field, m, d);
+                charged(key);
+                Some(FieldValue::Integer(answer))
             }
-            (Compiled::Version, Value::Version(v)) => Version::new(v).ok().map(FieldValue::Version),
-            (Compiled::Text, Value::Text(text)) => {
-                let redactor = self
-                    .redactor
-                    .get_or_init(|| Redactor::new(RedactionContext::from_process()));
-                let redacted = redactor.redact(text);
-                let sent = match redacted.status {
-                    RedactionStatus::Rejected(_) => None,
-                    RedactionStatus::Clean | RedactionStatus::Redacted(_) => {
-                        RedactedText::new(redacted.text)
-                            .ok()
-                            .map(|redacted| FieldValue::Text(TextValue { redacted }))
-                    }
-                };
-                // Counted per run for `privacy.redaction` (saturating: never wraps to 0).
-                let counter = match (redacted.status, &sent) {
-                    (_, None) => &self.text_rejected,
-                    (RedactionStatus::Redacted(_), Some(_)) => &self.text_redacted,
-                    _ => &self.text_clean,
-                };
-                let _ = counter.fetch_update(
-                    std::sync::atomic::Ordering::Relaxed,
-                    std::sync::atomic::Ordering::Relaxed,
-                    |n| n.checked_add(1),
-                );
-                sent
+            (Compiled::Version, Value::Version(v)) => Some(FieldValue::Version(
+                Version::new(v).map_err(|e| format!("not a version: {e}"))?,
+            )),
+            (Compiled::Text, Value::Text(text)) => self.redact(text),
+            (_, other) => {
+                return Err(format!(
+                    "got {} for a field declared {}",
+                    value_kind(&other),
+                    decl_kind(decl)
+                ));
             }
-            // Missing, or a value of the wrong kind: never guess, send nothing.
-            _ => None,
+        })
+    }
+
+    fn redact(&self, text: &str) -> Option<FieldValue> {
+        let redactor = self
+            .redactor
+            .get_or_init(|| Redactor::new(RedactionContext::from_process()));
+        let redacted = redactor.redact(text);
+        let sent = match redacted.status {
+            RedactionStatus::Rejected(_) => None,
+            RedactionStatus::Clean | RedactionStatus::Redacted(_) => {
+                RedactedText::new(redacted.text)
+                    .ok()
+                    .map(|redacted| FieldValue::Text(TextValue { redacted }))
+            }
+        };
+        // Counted per run for `privacy.redaction` (saturating: never wraps to 0).
+        let counter = match (redacted.status, &sent) {
+            (_, None) => &self.text_rejected,
+            (RedactionStatus::Redacted(_), Some(_)) => &self.text_redacted,
+            _ => &self.text_clean,
+        };
+        let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1));
+        sent
+    }
+
+    fn warn(&self, message: String) {
+        let warning = Warning::new(Location::Programmatic, message);
+        if let Some(app) = &self.print_as {
+            let line = format!("{app}: telemetry: warning: {warning}\n");
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                telemetry_schema::display::escape_for_terminal(&line).as_bytes(),
+            );
+        }
+        if let Ok(mut misuse) = self.misuse.lock() {
+            misuse.push(warning);
         }
     }
 
-    /// Number of buffered events.
-    pub(crate) fn buffered(&self) -> usize {
-        self.state.lock().map_or(0, |s| s.buffer.len())
+    /// The warnings about the app's use of the API found so far in this run.
+    pub(crate) fn misuse_warnings(&self) -> Vec<Warning> {
+        self.misuse.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
-    /// Writes the run's payload. Returns its path, or `None` when nothing was buffered.
+    /// Number of buffered reports.
+    pub(crate) fn buffered(&self) -> usize {
+        self.state.lock().map_or(0, |s| s.reports.len())
+    }
+
+    /// Writes the run's payload. Returns its path, or `None` when there is nothing to send:
+    /// nothing buffered, or every report dropped by the ledger (no payload without events).
     pub(crate) fn flush(&self) -> Result<Option<PathBuf>, RecordError> {
-        let recorded = match self.state.lock() {
-            Ok(mut state) => std::mem::take(&mut state.buffer),
+        let reports = match self.state.lock() {
+            Ok(mut state) => {
+                // The next payload shows every report anew (repeats cost the ledger nothing).
+                for event in &self.events {
+                    for slot in &event.seen.slots {
+                        slot.store(0, Ordering::Relaxed);
+                    }
+                }
+                state.distinct.iter_mut().for_each(|n| *n = 0);
+                std::mem::take(&mut state.reports)
+            }
             Err(_) => return Ok(None),
         };
-        if recorded.is_empty() {
+        if reports.is_empty() {
             return Ok(None);
         }
+        let (kept, dropped) = match self.mode {
+            Mode::Live => self.charge(reports)?,
+            Mode::Preview => (reports, 0),
+        };
+        if kept.is_empty() {
+            return Ok(None);
+        }
+        let cap = self.limits.daily_epsilon_cap;
+        // What the payload states is independent of the true values (see `charge`).
+        let worst_case: f64 = kept.iter().map(|r| self.events[r.event].epsilon).sum();
+        let ledger = LedgerState {
+            epsilon_spent: match self.mode {
+                Mode::Live => worst_case.min(cap),
+                Mode::Preview => 0.0,
+            },
+            epsilon_cap: cap,
+            dropped_reports: dropped,
+        };
         let dir = &self.pending_dir;
         store::ensure_private_dir(dir).map_err(|e| RecordError::Io(dir.clone(), e.to_string()))?;
-        let (kept, ledger) = match self.mode {
-            Mode::Live => self.charge(recorded)?,
-            Mode::Preview => (
-                recorded,
-                LedgerState {
-                    epsilon_spent: 0.0,
-                    epsilon_cap: self.limits.daily_epsilon_cap,
-                    dropped_reports: 0,
-                },
-            ),
-        };
         let run_id = uuid::Uuid::now_v7().to_string();
         let envelope = self.envelope(&run_id, kept, ledger)?;
         let bytes = envelope.to_json();
@@ -367,7 +657,7 @@ impl Recorder {
     fn envelope(
         &self,
         run_id: &str,
-        kept: Vec<Recorded>,
+        kept: Vec<Report>,
         ledger: LedgerState,
     ) -> Result<Envelope, RecordError> {
         let decl = |m: String| RecordError::Declaration(m);
@@ -392,9 +682,7 @@ impl Recorder {
             }
             events.push(WireEvent { name, fields });
         }
-        let text_values = |counter: &std::sync::atomic::AtomicU32| {
-            counter.load(std::sync::atomic::Ordering::Relaxed)
-        };
+        let text_values = |counter: &AtomicU32| counter.load(Ordering::Relaxed);
         let mut session = [0u8; 16];
         let _ = crate::dp::os_seeded_rng()
             .map(|mut rng| rand::RngCore::fill_bytes(&mut rng, &mut session));
@@ -440,14 +728,25 @@ impl Recorder {
         })
     }
 
-    /// Reserves ε for as many buffered reports as fit under today's cap, under a lock on
-    /// `ledger.lock`, so the cap holds across concurrent processes. The charge depends only
-    /// on which events were recorded, never on their values. The ledger is replaced
-    /// atomically: a crash leaves the old or the new ledger, never an empty one. A ledger
-    /// whose content cannot be read fails closed: today's budget counts as spent. A ledger
-    /// (or lock) that is not a regular file — a named pipe, a symlink — is refused: nothing is
-    /// recorded in this run, and it is left in place for the user to see.
-    fn charge(&self, recorded: Vec<Recorded>) -> Result<(Vec<Recorded>, LedgerState), RecordError> {
+
+    /// Charges today's budget for what the buffered reports reveal, under a lock on
+    /// `ledger.lock` so the cap holds across concurrent processes, and returns the reports that
+    /// fit with the number dropped.
+    ///
+    /// A memoised answer is a function of (install secret, event, field, mechanism, true
+    /// value): sending it again reveals nothing new. So each distinct answer is charged its
+    /// field's ε once a day, and the ledger keeps the one-way keys of today's charged answers
+    /// (up to [`MAX_LEDGER_KEYS`]; past that, answers are charged every time, which only errs
+    /// on the safe side). A report whose answers are all charged costs nothing; one that does
+    /// not fit under the cap is dropped whole. The ledger is written only when it changes, and
+    /// replaced atomically: a crash leaves the old or the new ledger, never an empty one. A
+    /// ledger whose content cannot be read fails closed: today's budget counts as spent. A
+    /// ledger (or lock) that is not a regular file is refused: nothing is recorded in this
+    /// run, and it is left in place for the user to see.
+    ///
+    /// What is charged depends on the true values (whether one recurs), so it never leaves the
+    /// machine: the payload states the value-independent worst case of its reports instead.
+    fn charge(&self, reports: Vec<Report>) -> Result<(Vec<Report>, u32), RecordError> {
         let path = &self.ledger_file;
         let io = |e: std::io::Error| RecordError::Io(path.clone(), e.to_string());
         let _lock = lock(&ledger_lock_path(path))?;
@@ -456,52 +755,122 @@ impl Recorder {
         let spent = || Ledger {
             day: today.clone(),
             epsilon_spent: f64::INFINITY,
+            charged: Vec::new(),
         };
-        let mut ledger = match store::read_bounded(path, 64 * 1024) {
-            Ok(None) => Ledger::default(),
-            Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_else(|_| spent()),
+        let read = match store::read_bounded(path, MAX_LEDGER_BYTES) {
+            Ok(None) => None,
+            Ok(Some(bytes)) => Some(serde_json::from_slice(&bytes).unwrap_or_else(|_| spent())),
             Err(refusal) => match refusal.kind {
                 // Unreadable or oversized content: fail closed and replace it.
-                store::RefusalKind::Io(..) | store::RefusalKind::TooLarge { .. } => spent(),
+                store::RefusalKind::Io(..) | store::RefusalKind::TooLarge { .. } => Some(spent()),
                 _ => return Err(RecordError::Refused(refusal)),
             },
         };
+        let before = read.clone();
+        let mut ledger = read.unwrap_or_default();
         if ledger.day != today {
             ledger = Ledger {
                 day: today,
                 epsilon_spent: 0.0,
+                charged: Vec::new(),
             };
         }
         if !ledger.epsilon_spent.is_finite() || ledger.epsilon_spent < 0.0 {
             ledger.epsilon_spent = cap;
         }
-        let mut kept = Vec::with_capacity(recorded.len());
+        let mut charged: std::collections::HashSet<u64> = ledger.charged.iter().copied().collect();
+        let mut kept = Vec::with_capacity(reports.len());
         let mut dropped = 0u32;
-        for r in recorded {
-            let cost = self.events[r.event].epsilon;
+        for report in reports {
+            let mut new: Vec<u64> = Vec::new();
+            let mut cost = 0.0;
+            for &(key, epsilon) in &report.charges {
+                if !charged.contains(&key) && !new.contains(&key) {
+                    new.push(key);
+                    cost += epsilon;
+                }
+            }
             if ledger.epsilon_spent + cost <= cap + 1e-9 {
                 ledger.epsilon_spent += cost;
-                kept.push(r);
+                for key in new {
+                    if charged.len() < MAX_LEDGER_KEYS && charged.insert(key) {
+                        ledger.charged.push(key);
+                    }
+                }
+                kept.push(report);
             } else {
                 dropped += 1;
             }
         }
-        let bytes = serde_json::to_vec(&ledger).map_err(|e| io(e.into()))?;
-        let (dir, name) = match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
-            (Some(dir), Some(name)) => (dir, name),
-            _ => return Err(io(std::io::ErrorKind::InvalidInput.into())),
-        };
-        store::write_atomic(dir, name, &bytes, 0o600).map_err(io)?;
+        if before.as_ref() != Some(&ledger) {
+            let bytes = serde_json::to_vec(&ledger).map_err(|e| io(e.into()))?;
+            let (dir, name) = match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
+                (Some(dir), Some(name)) => (dir, name),
+                _ => return Err(io(std::io::ErrorKind::InvalidInput.into())),
+            };
+            store::write_atomic(dir, name, &bytes, 0o600).map_err(io)?;
+        }
         // Where the ledger (and the config) are written, killed writers leave temporary files.
-        store::remove_stale_temp_files(dir);
-        Ok((
-            kept,
-            LedgerState {
-                epsilon_spent: ledger.epsilon_spent.min(cap),
-                epsilon_cap: cap,
-                dropped_reports: dropped,
-            },
-        ))
+        if let Some(dir) = path.parent() {
+            store::remove_stale_temp_files(dir);
+        }
+        Ok((kept, dropped))
+    }
+}
+
+/// ε charged on `day` according to the ledger at `path`, read without a lock and without
+/// writing: `None` when nothing is charged that day (no ledger, or one of another day); a ledger
+/// that cannot be read counts as spent (infinite), as it does when recording.
+pub(crate) fn spent_today(path: &Path, day: telemetry_schema::Day) -> Option<f64> {
+    let ledger: Ledger = match store::read_bounded(path, MAX_LEDGER_BYTES) {
+        Ok(None) => return None,
+        Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+            Ok(ledger) => ledger,
+            Err(_) => return Some(f64::INFINITY),
+        },
+        Err(_) => return Some(f64::INFINITY),
+    };
+    if ledger.day != day.to_string() {
+        return None;
+    }
+    Some(if ledger.epsilon_spent.is_finite() && ledger.epsilon_spent >= 0.0 {
+        ledger.epsilon_spent
+    } else {
+        f64::INFINITY
+    })
+}
+
+/// Most answer keys the ledger keeps a day (8 bytes each, about 20 in JSON).
+pub const MAX_LEDGER_KEYS: usize = 4096;
+/// Largest ledger file read (a full one is about 90 KiB).
+const MAX_LEDGER_BYTES: u64 = 256 * 1024;
+/// Most misuse warnings (and unknown event names) kept per run.
+const MAX_WARNED: usize = 32;
+/// `RunState::misfits`' field index for a `values` that produced the wrong number of values.
+const WRONG_COUNT: usize = usize::MAX;
+/// `RunState::misfits`' field index for an event kind that reached [`MAX_REPORTS_PER_EVENT`].
+const FULL_RUN: usize = usize::MAX - 1;
+
+fn value_kind(value: &Value<'_>) -> &'static str {
+    match value {
+        Value::Bool(_) => "a bool",
+        Value::Enum(_) => "a label index",
+        Value::Integer(_) => "an integer",
+        Value::Duration(_) => "a duration",
+        Value::Version(_) => "a version",
+        Value::Text(_) => "a text",
+        Value::Missing => "no value",
+    }
+}
+
+fn decl_kind(decl: &FieldDecl) -> &'static str {
+    match decl {
+        FieldDecl::Bool { .. } => "a bool",
+        FieldDecl::Enum { .. } => "an enum (values are label indexes)",
+        FieldDecl::Integer { .. } => "an integer",
+        FieldDecl::Duration { .. } => "a duration",
+        FieldDecl::Version { .. } => "a version",
+        FieldDecl::Text { .. } => "a text",
     }
 }
 
@@ -511,23 +880,13 @@ pub(crate) fn ledger_lock_path(ledger: &Path) -> PathBuf {
     ledger.with_extension("lock")
 }
 
-/// The cache key of a randomised field value; `None` for values that are not randomised
-/// (versions, text) or not recorded, which are never cached.
-fn answer_key(event: usize, field: usize, value: Value<'_>) -> Option<AnswerKey> {
-    let word = match value {
-        Value::Bool(b) => u64::from(b),
-        Value::Enum(i) => u64::from(i),
-        Value::Integer(n) => n as u64,
-        Value::Duration(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
-        Value::Version(_) | Value::Text(_) | Value::Missing => return None,
-    };
-    Some((u32::try_from(event).ok()?, u32::try_from(field).ok()?, word))
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct Ledger {
     day: String,
     epsilon_spent: f64,
+    /// Keys of the answers charged today ([`Memoizer::randomize_keyed`]).
+    #[serde(default)]
+    charged: Vec<u64>,
 }
 
 /// Locks `path` (see [`store::lock_file`]: never through a symlink, never on a pipe).
@@ -714,16 +1073,14 @@ mod tests {
         }
     }
 
-    /// The answer cache is invisible: every answer equals the memoised answer computed
-    /// afresh, for cached values, repeated values and values past the cache's bound.
+    /// Every report holds the memoised answers computed afresh; a repeated value tuple is one
+    /// report (however often it is recorded), and an event kind holds at most
+    /// `MAX_REPORTS_PER_EVENT` distinct ones: memory is bounded per event kind, not per call.
     #[test]
-    fn cached_answers_equal_fresh_memoised_answers() {
+    fn reports_are_fresh_memoised_answers_once_per_distinct_tuple_and_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let r = recorder(dir.path());
-        let sizes: Vec<i64> = (0..(MAX_CACHED_ANSWERS as i64 + 50))
-            .chain(0..50)
-            .chain([5_000_000, -3])
-            .collect();
+        let sizes: Vec<i64> = (0..10).chain(0..10).chain(0..10).collect();
         for &size in &sizes {
             let event = SizeEvent {
                 size,
@@ -731,9 +1088,6 @@ mod tests {
             };
             r.record(SizeEvent::NAME, &|out| event.values(out));
         }
-        let state = r.state.lock().unwrap();
-        assert_eq!(state.buffer.len(), sizes.len());
-        assert!(state.answers.len() <= MAX_CACHED_ANSWERS);
         let Compiled::Integer(m) = &r.events[0].fields[0] else {
             panic!("size is an integer field")
         };
@@ -741,19 +1095,225 @@ mod tests {
             panic!("flag is a bool field")
         };
         let memo = Memoizer::new(&[7; 32]);
-        for (recorded, &size) in state.buffer.iter().zip(&sizes) {
-            let fresh = memo.randomize("sized", "size", m, size);
-            assert_eq!(
-                recorded.values[0],
-                Some(FieldValue::Integer(fresh)),
-                "size {size}"
-            );
-            let fresh = memo.randomize("sized", "flag", rr, size % 3 == 0);
-            assert_eq!(
-                recorded.values[1],
-                Some(FieldValue::Bool(fresh)),
-                "size {size}"
-            );
+        let fresh = |size: i64| {
+            vec![
+                Some(FieldValue::Integer(memo.randomize("sized", "size", m, size))),
+                Some(FieldValue::Bool(memo.randomize("sized", "flag", rr, size % 3 == 0))),
+            ]
+        };
+        {
+            let state = r.state.lock().unwrap();
+            let mut expected: Vec<Vec<Option<FieldValue>>> = Vec::new();
+            for size in 0..10 {
+                if !expected.contains(&fresh(size)) {
+                    expected.push(fresh(size));
+                }
+            }
+            let got: Vec<_> = state.reports.iter().map(|r| r.values.clone()).collect();
+            assert_eq!(got, expected, "one report per distinct answer tuple");
+            // Two charges per true tuple (one per randomised field), merged or not.
+            let charges: usize = state.reports.iter().map(|r| r.charges.len()).sum();
+            assert_eq!(charges, 20);
         }
+        for size in 10..1000 {
+            let event = SizeEvent { size, flag: true };
+            r.record(SizeEvent::NAME, &|out| event.values(out));
+        }
+        let state = r.state.lock().unwrap();
+        assert_eq!(state.distinct[0], MAX_REPORTS_PER_EVENT);
+        assert!(state.reports.len() <= MAX_REPORTS_PER_EVENT);
+        drop(state);
+        let warnings = r.misuse_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].message.contains("more than 64 distinct reports"));
+    }
+
+    struct Misfit(u8);
+
+    impl Event for Misfit {
+        const NAME: &'static str = "misfit";
+        const DESCRIPTION: &'static str = "A hand-written event out of step with its fields.";
+        const FIELDS: &'static [FieldDecl] = &[
+            FieldDecl::enumeration("outcome", "How.", &["success", "failure"], 1.0),
+            FieldDecl::boolean("flag", "A flag.", 1.0),
+        ];
+        fn values(&self, out: &mut dyn FnMut(Value<'_>)) {
+            match self.0 {
+                0 => {
+                    out(Value::Integer(1)); // an integer for an enum field
+                    out(Value::Bool(true));
+                }
+                1 => {
+                    out(Value::Enum(9)); // outside the two labels
+                    out(Value::Bool(true));
+                }
+                2 => {} // nothing at all
+                3 => {
+                    out(Value::Enum(0));
+                    out(Value::Bool(true));
+                    out(Value::Bool(false)); // one too many
+                }
+                4 => {
+                    out(Value::Bool(true)); // swapped
+                    out(Value::Enum(1));
+                }
+                _ => {
+                    out(Value::Enum(1)); // right
+                    out(Value::Bool(false));
+                }
+            }
+        }
+    }
+
+    /// Issue #17: a hand-written `values` out of step with `FIELDS` is a warning naming the
+    /// event and field, and its report is dropped — never stored as `null` or another label.
+    #[test]
+    fn values_that_do_not_fit_are_dropped_with_a_warning_naming_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let misfit_recorder = || {
+            Recorder::new(
+                Mode::Preview,
+                [7; 32],
+                &[EventInfo::of::<Misfit>()],
+                ("acme".into(), "1.0.0".into()),
+                dir.path().join("previews"),
+                dir.path().join("ledger.json"),
+                Limits::default(),
+            )
+            .unwrap()
+        };
+        let expected = [
+            "event `misfit` field `outcome`: got an integer for a field declared an enum",
+            "event `misfit` field `outcome`: label index 9 is outside its 2 labels",
+            "event `misfit`: `values` produced 0 values for 2 declared fields",
+            "event `misfit`: `values` produced 3 values for 2 declared fields",
+            "event `misfit` field `outcome`: got a bool for a field declared an enum",
+        ];
+        for (case, want) in (0..).zip(expected) {
+            let r = misfit_recorder();
+            for _ in 0..3 {
+                let event = Misfit(case);
+                r.record(Misfit::NAME, &|out| event.values(out));
+            }
+            assert_eq!(r.buffered(), 0, "case {case}: a misfit was kept");
+            let warnings: Vec<String> = r.misuse_warnings().iter().map(|w| w.to_string()).collect();
+            assert_eq!(warnings.len(), 1, "case {case}: once per run: {warnings:#?}");
+            assert!(warnings[0].contains(want), "case {case}: {warnings:#?}");
+            assert!(warnings[0].contains("the report is dropped"), "{warnings:#?}");
+        }
+        let r = misfit_recorder();
+        let event = Misfit(5);
+        r.record(Misfit::NAME, &|out| event.values(out));
+        assert_eq!(r.buffered(), 1, "a fitting report is kept");
+        // An unregistered event: dropped, not counted, warned about once.
+        r.record(SizeEvent::NAME, &|out| {
+            SizeEvent { size: 1, flag: true }.values(out)
+        });
+        r.record(SizeEvent::NAME, &|out| {
+            SizeEvent { size: 1, flag: true }.values(out)
+        });
+        assert_eq!(r.buffered(), 1);
+        let unknown: Vec<_> = r
+            .misuse_warnings()
+            .into_iter()
+            .filter(|w| w.message.contains("`sized` is not registered"))
+            .collect();
+        assert_eq!(unknown.len(), 1, "{unknown:?}");
+        assert!(unknown[0].message.contains(".event::<"), "{}", unknown[0]);
+    }
+
+    fn ledger(root: &Path) -> Ledger {
+        serde_json::from_slice(&std::fs::read(root.join("ledger.json")).unwrap()).unwrap()
+    }
+
+    fn payload(path: &Path) -> telemetry_schema::Envelope {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    /// Issue #17: a memoised answer already charged today costs nothing more, in this run or
+    /// a later one; a new value is charged its field's ε; the payload states the worst case
+    /// of its reports, whatever was charged (that depends on the values, and stays local).
+    #[test]
+    fn the_ledger_charges_each_distinct_answer_once_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let run = |sizes: &[i64]| {
+            let r = live_recorder(root);
+            for &size in sizes {
+                let event = SizeEvent { size, flag: true };
+                r.record(SizeEvent::NAME, &|out| event.values(out));
+            }
+            r.flush().unwrap()
+        };
+        let first = run(&[3, 3, 3]).expect("a payload");
+        assert_eq!(ledger(root).epsilon_spent, 2.0);
+        assert_eq!(ledger(root).charged.len(), 2);
+        let p = payload(&first);
+        assert_eq!(p.events.len(), 1);
+        assert_eq!(p.privacy.ledger.epsilon_spent, 2.0);
+        let before = std::fs::read(root.join("ledger.json")).unwrap();
+        for _ in 0..50 {
+            let again = run(&[3]).expect("a payload");
+            assert_eq!(payload(&again).privacy.ledger.epsilon_spent, 2.0);
+        }
+        assert_eq!(
+            std::fs::read(root.join("ledger.json")).unwrap(),
+            before,
+            "a repeat rewrote the ledger"
+        );
+        // A new size is charged (1.0); `flag = true` was charged already.
+        run(&[4]).expect("a payload");
+        assert_eq!(ledger(root).epsilon_spent, 3.0);
+        assert_eq!(ledger(root).charged.len(), 3);
+    }
+
+    /// When the budget is spent, new answers are dropped whole, repeats still go out, and a
+    /// run whose every report is dropped writes no payload at all.
+    #[test]
+    fn a_spent_budget_drops_new_answers_and_writes_no_empty_payload() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let limits = Limits {
+            daily_epsilon_cap: 4.0,
+            ..Limits::default()
+        };
+        let live = || {
+            Recorder::new(
+                Mode::Live,
+                [7; 32],
+                &[EventInfo::of::<SizeEvent>()],
+                ("acme".into(), "1.0.0".into()),
+                root.join("uploads-pending"),
+                root.join("ledger.json"),
+                limits,
+            )
+            .unwrap()
+        };
+        let r = live();
+        for size in [1, 2, 3] {
+            let event = SizeEvent { size, flag: true };
+            r.record(SizeEvent::NAME, &|out| event.values(out));
+        }
+        let path = r.flush().unwrap().expect("a payload");
+        let p = payload(&path);
+        // size 1 + flag (2.0), size 2 (1.0), size 3 (1.0): 4.0 exactly.
+        assert_eq!(p.events.len(), 3);
+        assert_eq!(p.privacy.ledger.dropped_reports, 0);
+        let r = live();
+        for size in [5, 6] {
+            let event = SizeEvent { size, flag: true };
+            r.record(SizeEvent::NAME, &|out| event.values(out));
+        }
+        assert_eq!(r.flush().unwrap(), None, "only dropped reports: no payload");
+        assert_eq!(json_files(&root.join("uploads-pending")), 1);
+        let r = live();
+        for size in [2, 7] {
+            let event = SizeEvent { size, flag: true };
+            r.record(SizeEvent::NAME, &|out| event.values(out));
+        }
+        let p = payload(&r.flush().unwrap().expect("the repeat goes out"));
+        assert_eq!(p.events.len(), 1);
+        assert_eq!(p.privacy.ledger.dropped_reports, 1);
+        assert_eq!(ledger(root).epsilon_spent, 4.0);
     }
 }

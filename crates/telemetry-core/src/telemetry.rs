@@ -11,7 +11,7 @@ use crate::config::{self, ConfigOutcome, ConfigSource};
 use crate::consent::{self, TokenState};
 use crate::decision::{self, Decision, Effect, EnvReading, Input, Source, Stage};
 use crate::env::{Env, EnvValue};
-use crate::event::{ComponentInitialized, Event, EventInfo, Visit};
+use crate::event::{ComponentInitialized, Event, EventInfo};
 use crate::paths::Paths;
 use crate::recorder::{
     DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_FILES, Limits, Mode, RecordError, Recorder,
@@ -63,6 +63,18 @@ pub struct Builder {
     recording: bool,
     daily_epsilon_cap: f64,
     upload_support: bool,
+    posture: Option<String>,
+    /// Builder calls that could not be honoured, reported as warnings by `build`; an invalid
+    /// event declaration among them turns telemetry off.
+    problems: Vec<BuilderProblem>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum BuilderProblem {
+    /// Ignored, keeping the default.
+    Setting(String),
+    /// The app's events cannot be recorded as declared.
+    Declaration(String),
 }
 
 impl Builder {
@@ -155,20 +167,45 @@ impl Builder {
     }
 
     /// The privacy budget per install and day (default 64); reports beyond it are dropped.
-    /// Values outside `(0, 1000]` are ignored, keeping the default.
+    /// A value outside `(0, 1000]` keeps the default, with a warning.
     pub fn daily_epsilon_cap(mut self, cap: f64) -> Self {
         if cap.is_finite() && cap > 0.0 && cap <= 1000.0 {
             self.daily_epsilon_cap = cap;
+        } else {
+            self.problems.push(BuilderProblem::Setting(format!(
+                "daily_epsilon_cap({cap}) is outside (0, 1000]; the default {} is used",
+                self.daily_epsilon_cap
+            )));
         }
         self
     }
 
+    /// Where the app tells its users what its telemetry does and how to check it (a URL or a
+    /// document shipped with the app), named in `telemetry status` and the consent prompt.
+    /// Without it, the toolkit's own sentence is printed with no reference.
+    pub fn posture(mut self, document: impl Into<String>) -> Self {
+        self.posture = Some(document.into()).filter(|d| !d.trim().is_empty());
+        self
+    }
+
+    /// The document set with [`Builder::posture`].
+    pub fn posture_document(&self) -> Option<&str> {
+        self.posture.as_deref()
+    }
+
     /// Declares an event type the app may record. Only declared events are recorded, and
-    /// the app's catalogue ([`Telemetry::catalog`]) lists exactly these.
+    /// the app's catalogue ([`Telemetry::catalog`]) lists exactly these. Declaring the same
+    /// type twice is harmless; two different declarations under one name are an invalid
+    /// declaration: telemetry stays off, with a warning.
     pub fn event<E: Event>(mut self) -> Self {
         let info = EventInfo::of::<E>();
-        if !self.events.iter().any(|e| e.name == info.name) {
-            self.events.push(info);
+        match self.events.iter().find(|e| e.name == info.name) {
+            None => self.events.push(info),
+            Some(known) if known.same_declaration(&info) => {}
+            Some(_) => self.problems.push(BuilderProblem::Declaration(format!(
+                "two different event types are named `{}`",
+                info.name
+            ))),
         }
         self
     }
@@ -201,6 +238,11 @@ impl Builder {
     pub fn build(self) -> Telemetry {
         let env = self.env.clone().unwrap_or_else(Env::from_process);
         let mut warnings = Vec::new();
+        for problem in &self.problems {
+            if let BuilderProblem::Setting(why) = problem {
+                warnings.push(Warning::new(Location::Programmatic, why.clone()));
+            }
+        }
         let app = match AppName::new(&self.app) {
             Ok(app) => Some(app),
             Err(err) => {
@@ -323,13 +365,37 @@ impl Builder {
             self.first_run_notice(paths, &mut decision, &mut warnings);
         }
 
+        // An app whose events cannot be recorded as declared records nothing, and says so
+        // (checked only when something would be recorded: the check costs microseconds).
+        if (decision.enabled || decision.preview)
+            && let Err(why) = self.check_declarations()
+        {
+            warnings.push(Warning::new(
+                Location::Programmatic,
+                format!("invalid event declaration: {why}; telemetry stays off"),
+            ));
+            decision.inputs.push(Input {
+                stage: Stage::PerInvocation,
+                name: DECLARATIONS_INPUT.into(),
+                value: "invalid".into(),
+                source: Source::Programmatic,
+                effect: Effect::Disables,
+                reason: format!("the app's event declarations are invalid: {why}"),
+            });
+            decision.decided_by = Some(decision.inputs.len() - 1);
+            decision.enabled = false;
+            decision.preview = false;
+        }
+
         // Not even a preview is written into a directory others control.
         let recorder = match app_dir_refused {
             Some(_) => None,
             None => self.recorder(&decision, paths.as_ref(), &config, &mut warnings),
         };
+        // `is_enabled` tells the truth: on only if this run can record (or only looks).
+        let enabled = decision.enabled && (recorder.is_some() || !self.recording);
         let telemetry = Telemetry {
-            enabled: AtomicBool::new(decision.enabled),
+            enabled: AtomicBool::new(enabled),
             active: AtomicBool::new(recorder.is_some()),
             recorder,
             app_name: self.app.clone(),
@@ -351,18 +417,35 @@ impl Builder {
             }
         }
         if telemetry.active.load(Ordering::Relaxed) {
-            // "1.89" → "1.89.0": the wire wants a full version.
-            let runtime = match RUSTC_VERSION.matches('.').count() {
-                1 => format!("{RUSTC_VERSION}.0"),
-                _ => RUSTC_VERSION.to_owned(),
-            };
             telemetry.record(&ComponentInitialized {
                 component: 0,
                 sdk_version: env!("CARGO_PKG_VERSION"),
-                runtime_version: &runtime,
+                runtime_version: RUSTC_VERSION,
             });
         }
         telemetry
+    }
+
+    /// Whether the declared events can be recorded: each compiles to its mechanisms, names
+    /// are unique (the built-in `component_initialized` included), and the catalogue checks.
+    fn check_declarations(&self) -> Result<(), String> {
+        if let Some(BuilderProblem::Declaration(why)) = self
+            .problems
+            .iter()
+            .find(|p| matches!(p, BuilderProblem::Declaration(_)))
+        {
+            return Err(why.clone());
+        }
+        let events = self.events();
+        for (i, e) in events.iter().enumerate() {
+            if events[..i].iter().any(|earlier| earlier.name == e.name) {
+                return Err(format!("the event name `{}` is taken", e.name));
+            }
+        }
+        crate::recorder::check_events(&events).map_err(|e| match e {
+            RecordError::Declaration(why) => why,
+            other => other.to_string(),
+        })
     }
 
     /// Sets up recording when enabled (live) or in preview mode; `None` otherwise, or when
@@ -436,7 +519,9 @@ impl Builder {
             paths.ledger_file(),
             limits,
         ) {
-            Ok(recorder) => Some(recorder),
+            Ok(recorder) => {
+                Some(recorder.print_warnings_as(self.print_warnings.then(|| self.app.clone())))
+            }
             Err(err) => {
                 warnings.push(Warning::new(
                     Location::Programmatic,
@@ -514,6 +599,9 @@ pub fn notice_text(app: &str) -> String {
          See what would be sent with `{app} telemetry show`.\n"
     )
 }
+
+/// The name of the decision input recorded when the app's event declarations are invalid.
+pub(crate) const DECLARATIONS_INPUT: &str = "event declarations";
 
 /// The name of the decision input recorded when the app directory is refused.
 pub(crate) const APP_DIRECTORY_INPUT: &str = "app directory";
@@ -786,6 +874,8 @@ impl Telemetry {
             recording: true,
             daily_epsilon_cap: crate::recorder::DEFAULT_DAILY_EPSILON_CAP,
             upload_support: false,
+            posture: None,
+            problems: Vec::new(),
         }
     }
 
@@ -798,19 +888,30 @@ impl Telemetry {
     /// Records one event: randomised on the spot and kept in memory until [`Telemetry::flush`]
     /// (or drop). When telemetry is off this is one atomic load: no allocation, no I/O,
     /// no randomness.
+    ///
+    /// An event kind's repeated values cost a hash and a few atomic loads: they are sent once
+    /// per payload, and memory grows with the distinct values of an event kind (at most
+    /// [`MAX_REPORTS_PER_EVENT`](crate::MAX_REPORTS_PER_EVENT)), not with calls. An
+    /// unregistered event, or values that do not fit their declaration (a hand-written
+    /// [`Event::values`] out of step with [`Event::FIELDS`]), are dropped with a warning
+    /// ([`Telemetry::recording_warnings`]) — never stored as `null` or as another label.
     #[inline]
     pub fn record<E: Event>(&self, event: &E) {
         if !self.active.load(Ordering::Relaxed) {
             return;
         }
-        self.record_slow(E::NAME, &|out| event.values(out));
+        if let Some(recorder) = &self.recorder {
+            recorder.record(E::NAME, &|out| event.values(out));
+        }
     }
 
-    #[cold]
-    fn record_slow(&self, name: &str, visit: Visit<'_>) {
-        if let Some(recorder) = &self.recorder {
-            recorder.record(name, visit);
-        }
+    /// Warnings about the app's own use of the API found while recording (an unregistered
+    /// event, a value that does not fit its field), each once per run. Also printed on stderr
+    /// when found, unless the builder turned printing off.
+    pub fn recording_warnings(&self) -> Vec<Warning> {
+        self.recorder
+            .as_ref()
+            .map_or_else(Vec::new, Recorder::misuse_warnings)
     }
 
     /// Writes this run's payload (one per run) to `uploads-pending/` — or `previews/` in
@@ -997,6 +1098,30 @@ impl Telemetry {
             directory: self.paths.as_ref().map(|p| p.root().to_owned()),
             inputs: self.decision.inputs.clone(),
             warnings: self.warnings.iter().map(ToString::to_string).collect(),
+            budget: self.budget(),
+            posture: self.builder.posture.clone(),
+        }
+    }
+
+    /// The daily privacy budget, what is spent today (read from the ledger, never written)
+    /// and what the cap allows each declared event.
+    pub fn budget(&self) -> crate::budget::Budget {
+        let cap = self.builder.daily_epsilon_cap;
+        let events = self.builder.events();
+        let fields = events.iter().flat_map(|e| {
+            e.fields
+                .iter()
+                .map(move |f| (e.name, f.name(), f.epsilon()))
+        });
+        let ledger = self.paths.as_ref().map(Paths::ledger_file);
+        crate::budget::Budget {
+            daily_cap: cap,
+            spent_today: ledger
+                .as_deref()
+                .and_then(|l| crate::recorder::spent_today(l, crate::time::today()))
+                .map(|spent| spent.min(cap)),
+            ledger,
+            events: crate::budget::allowance(cap, fields),
         }
     }
 }
@@ -1019,11 +1144,10 @@ impl Drop for Telemetry {
     }
 }
 
-/// The Rust version the toolkit was built with (for `component_initialized`).
-const RUSTC_VERSION: &str = match option_env!("CARGO_PKG_RUST_VERSION") {
-    Some(v) if !v.is_empty() => v,
-    _ => "1.89.0",
-};
+/// The version of the compiler that built this crate — in a cargo build, the one that built
+/// the host app too (cargo compiles a whole dependency graph with one `rustc`). Read by
+/// `build.rs`; `None` when it could not tell.
+const RUSTC_VERSION: Option<&str> = option_env!("TELEMETRY_CORE_RUSTC_VERSION");
 
 fn count_json_files(dir: &std::path::Path) -> usize {
     store::list_dir(dir).map_or(0, |entries| {
@@ -1078,6 +1202,10 @@ pub struct StatusReport {
     pub inputs: Vec<Input>,
     /// Warnings, as text.
     pub warnings: Vec<String>,
+    /// The daily privacy budget and what it allows the app's events.
+    pub budget: crate::budget::Budget,
+    /// Where the app explains its telemetry ([`Builder::posture`]), if it says.
+    pub posture: Option<String>,
 }
 
 #[cfg(test)]
@@ -1157,7 +1285,7 @@ mod tests {
                 t.record(&ComponentInitialized {
                     component: 0,
                     sdk_version: "1.0.0",
-                    runtime_version: "1.89.0",
+                    runtime_version: Some("1.89.0"),
                 });
                 assert_eq!(t.flush().unwrap(), None, "{mode:o} {extra:?}");
             }

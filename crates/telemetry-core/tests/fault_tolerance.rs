@@ -9,15 +9,18 @@
 //! child test is a no-op unless its marker variable is set, so a normal test run passes it.
 //! Children get a cleared environment: only the marker variables and `HOME` (a tempdir),
 //! never `CI` nor the real home.
+//!
+//! Unix only: SIGKILL, and the Unix store the payloads and the ledger are written to (off
+//! Unix the store writes nothing and telemetry stays off).
+#![cfg(unix)]
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use telemetry_core::event::{Event, EventInfo, FieldDecl, Label, Value};
+use telemetry_core::event::{Event, FieldDecl, Value};
 use telemetry_core::{Env, Telemetry};
 
 /// Marks the flush-loop child; its value is the child's HOME.
@@ -29,53 +32,61 @@ const LEDGER_BARRIER: &str = "TELEMETRY_FT_LEDGER_BARRIER";
 /// The ledger child's index.
 const LEDGER_CHILD_ID: &str = "TELEMETRY_FT_LEDGER_CHILD_ID";
 
-/// Events per flush in the flush loop: a payload of several hundred KB, so a flush (build,
-/// serialise, write, fsync) takes measurable time and kills land inside it.
-const BULK_PER_FLUSH: usize = 6_000;
+/// Events per flush in the flush loop: as many distinct reports as one event kind may hold in
+/// a run, each of 16 texts of 190 characters — a payload of about 200 KB, so a flush (redact,
+/// build, serialise, write) takes measurable time and kills land inside it.
+const BULK_PER_FLUSH: usize = telemetry_core::MAX_REPORTS_PER_EVENT;
 
-/// An event that costs no ε (a version is not randomised), so the flush loop is never
+/// An event that costs no ε (redacted text is not randomised), so the flush loop is never
 /// throttled by the daily cap and every payload is big.
 struct Bulk {
-    version: &'static str,
+    n: usize,
 }
 
 impl Event for Bulk {
     const NAME: &'static str = "bulk_item";
     const DESCRIPTION: &'static str = "Filler for the fault-tolerance test.";
-    const FIELDS: &'static [FieldDecl] = &[FieldDecl::version("version", "A version.")];
+    const FIELDS: &'static [FieldDecl] = &[
+        FieldDecl::text("t0", "Filler.", 200),
+        FieldDecl::text("t1", "Filler.", 200),
+        FieldDecl::text("t2", "Filler.", 200),
+        FieldDecl::text("t3", "Filler.", 200),
+        FieldDecl::text("t4", "Filler.", 200),
+        FieldDecl::text("t5", "Filler.", 200),
+        FieldDecl::text("t6", "Filler.", 200),
+        FieldDecl::text("t7", "Filler.", 200),
+        FieldDecl::text("t8", "Filler.", 200),
+        FieldDecl::text("t9", "Filler.", 200),
+        FieldDecl::text("t10", "Filler.", 200),
+        FieldDecl::text("t11", "Filler.", 200),
+        FieldDecl::text("t12", "Filler.", 200),
+        FieldDecl::text("t13", "Filler.", 200),
+        FieldDecl::text("t14", "Filler.", 200),
+        FieldDecl::text("t15", "Filler.", 200),
+    ];
     fn values(&self, out: &mut dyn FnMut(Value<'_>)) {
-        out(Value::Version(self.version));
-    }
-}
-
-telemetry_core::labels! {
-    /// A small closed domain.
-    pub enum Colour {
-        /// Red.
-        Red = "red",
-        /// Green.
-        Green = "green",
-        /// Blue.
-        Blue = "blue",
+        for k in 0..Self::FIELDS.len() {
+            let mut text = format!("filler {} {k}", self.n);
+            while text.len() < 190 {
+                text.push_str(" lorem ipsum dolor sit amet");
+            }
+            text.truncate(190);
+            out(Value::Text(&text));
+        }
     }
 }
 
 /// An event with a price: ε = 0.5 + 0.25 = 0.75 (exact in binary, so sums are exact).
 struct Charged {
-    flag: bool,
-    colour: Colour,
+    n: i64,
 }
 
 impl Event for Charged {
     const NAME: &'static str = "charged_item";
     const DESCRIPTION: &'static str = "An event that spends privacy budget.";
-    const FIELDS: &'static [FieldDecl] = &[
-        FieldDecl::boolean("flag", "A flag.", 0.5),
-        FieldDecl::enumeration("colour", "A colour.", Colour::LABELS, 0.25),
-    ];
+    const FIELDS: &'static [FieldDecl] = &[FieldDecl::integer("n", "A number.", 0, 1000, 0.75)];
     fn values(&self, out: &mut dyn FnMut(Value<'_>)) {
-        out(Value::Bool(self.flag));
-        out(Value::Enum(self.colour.index()));
+        out(Value::Integer(self.n));
     }
 }
 
@@ -194,8 +205,8 @@ fn child_flush_loop() {
         .build();
     assert!(telemetry.is_enabled(), "{:?}", telemetry.decision());
     for round in 0u64.. {
-        for _ in 0..BULK_PER_FLUSH {
-            telemetry.record(&Bulk { version: "1.2.3" });
+        for n in 0..BULK_PER_FLUSH {
+            telemetry.record(&Bulk { n });
         }
         if round == 0 {
             fs::write(home.join("flushing"), b"").expect("ready marker");
@@ -345,10 +356,11 @@ fn child_ledger() {
         .daily_epsilon_cap(LEDGER_CAP)
         .build();
     assert!(telemetry.is_enabled(), "{:?}", telemetry.decision());
-    for i in 0..CHARGED_PER_CHILD {
+    // Values no other child records: every answer is new, so each report is charged.
+    let id_number: i64 = id.parse().expect("a numeric child id");
+    for i in 0..CHARGED_PER_CHILD as i64 {
         telemetry.record(&Charged {
-            flag: i % 2 == 0,
-            colour: [Colour::Red, Colour::Green, Colour::Blue][i % 3],
+            n: id_number * CHARGED_PER_CHILD as i64 + i,
         });
     }
     fs::write(barrier.join(format!("ready-{id}")), b"").expect("ready marker");
@@ -404,76 +416,45 @@ fn the_ledger_cap_holds_across_concurrent_processes() {
         );
     }
 
-    let cost: BTreeMap<&str, f64> = [
-        EventInfo::of::<telemetry_core::event::ComponentInitialized<'static>>(),
-        EventInfo::of::<Charged>(),
-    ]
-    .iter()
-    .map(|info| (info.name, info.fields.iter().map(FieldDecl::epsilon).sum()))
-    .collect();
-    assert_eq!(cost["charged_item"], 0.75);
-    assert_eq!(cost["component_initialized"], 1.0);
-    let max_cost = cost.values().copied().fold(0.0, f64::max);
-
     let payloads = validated_payloads(&pending_dir(&home));
     assert_eq!(payloads.len(), LEDGER_CHILDREN, "one payload per process");
-    // Per day (a test running across midnight UTC sees two budgets).
-    let mut spent_by_day: BTreeMap<String, f64> = BTreeMap::new();
-    let (mut kept, mut dropped) = (0usize, 0usize);
+    let days: std::collections::BTreeSet<String> = payloads
+        .iter()
+        .map(|(_, c)| c.envelope.period.day.to_string())
+        .collect();
+    let (mut charged_kept, mut dropped) = (0usize, 0usize);
     for (name, checked) in &payloads {
-        let envelope = &checked.envelope;
-        let ledger = &envelope.privacy.ledger;
+        let ledger = &checked.envelope.privacy.ledger;
         assert_eq!(ledger.epsilon_cap, LEDGER_CAP, "{name}");
         assert!(ledger.epsilon_spent <= LEDGER_CAP, "{name}: {ledger:?}");
-        let spent: f64 = envelope
+        charged_kept += checked
+            .envelope
             .events
             .iter()
-            .map(|e| {
-                *cost
-                    .get(e.name.as_str())
-                    .unwrap_or_else(|| panic!("{name}: unexpected event {}", e.name.as_str()))
-            })
-            .sum();
-        assert!(
-            spent <= ledger.epsilon_spent + 1e-9,
-            "{name}: its events cost {spent}, more than the ledger it reports ({ledger:?})"
-        );
-        *spent_by_day
-            .entry(envelope.period.day.to_string())
-            .or_default() += spent;
-        kept += envelope.events.len();
+            .filter(|e| e.name.as_str() == Charged::NAME)
+            .count();
         dropped += ledger.dropped_reports as usize;
     }
-    for (day, spent) in &spent_by_day {
-        assert!(
-            *spent <= LEDGER_CAP + 1e-9,
-            "{day}: the payloads of concurrent processes spend ε = {spent}, over the cap {LEDGER_CAP}"
-        );
-    }
-    if spent_by_day.len() == 1 {
-        let spent = spent_by_day.values().sum::<f64>();
-        // The budget is used, not just refused: the first flush takes what fits.
-        assert!(
-            spent > LEDGER_CAP - max_cost,
-            "only ε = {spent} of {LEDGER_CAP} was spent"
-        );
-    }
-    assert_eq!(
-        kept + dropped,
-        LEDGER_CHILDREN * (1 + CHARGED_PER_CHILD),
-        "every recorded event is either in a payload or counted as dropped"
-    );
-
+    assert!(dropped > 0, "the cap was never reached: the test checked nothing");
     let ledger: serde_json::Value =
         serde_json::from_slice(&fs::read(home.join(".config/acme/ledger.json")).unwrap())
             .expect("the ledger is valid JSON");
     let on_disk = ledger["epsilon_spent"].as_f64().expect("epsilon_spent");
     assert!(on_disk <= LEDGER_CAP + 1e-9, "ledger.json: {ledger}");
-    if spent_by_day.len() == 1 {
-        let spent = spent_by_day.values().sum::<f64>();
+    // Per day (a test running across midnight UTC sees two budgets).
+    if days.len() == 1 {
+        // Every kept `charged_item` showed at least one new answer (0.75), and
+        // `component_initialized` was charged once (1.0): a lost update of the ledger by
+        // concurrent processes would show more kept reports than the ledger accounts for.
+        let accounted = 1.0 + 0.75 * charged_kept as f64;
         assert!(
-            (on_disk - spent).abs() < 1e-9,
-            "ledger.json says {on_disk}, the payloads spent {spent}"
+            accounted <= on_disk + 1e-9,
+            "payloads keep {charged_kept} charged reports (ε ≥ {accounted}), the ledger says {on_disk}"
+        );
+        // The budget is used, not just refused: the flushes take what fits.
+        assert!(
+            on_disk > LEDGER_CAP - 0.75 - 1e-9,
+            "only ε = {on_disk} of {LEDGER_CAP} was spent"
         );
     }
 }

@@ -1,4 +1,8 @@
 //! The recording pipeline end to end: typed events → randomised → one validated payload.
+//!
+//! Unix only: it checks modes, owners and symlinks of the Unix store; off Unix the store
+//! writes nothing and telemetry stays off (`telemetry_core::platform`).
+#![cfg(unix)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -135,35 +139,62 @@ fn text_is_redacted_and_never_leaks_the_home_or_a_path() {
     assert!(text.contains("\"status\":\"redacted\""), "{text}");
 }
 
+/// Issue #17: the ledger charges what is revealed. New answers are charged until the cap and
+/// then dropped, and said so; a repeat of an answer charged today still goes out, free.
 #[test]
-fn the_daily_cap_drops_reports_and_says_so() {
+fn the_daily_cap_drops_new_answers_and_says_so_and_repeats_stay_free() {
     let home = tempfile::tempdir().unwrap();
     handle(home.path(), &[]).enable().unwrap();
-    // 64 ε per day; each command_run costs 3 and each run's component_initialized 1.
-    let t = handle(home.path(), &[]);
-    for _ in 0..30 {
+    let capped = |cap: f64| {
+        Telemetry::builder("acme")
+            .app_version("1.2.3")
+            .env(env(home.path(), &[]))
+            .event::<CommandRun>()
+            .daily_epsilon_cap(cap)
+            .print_warnings(false)
+            .build()
+    };
+    let t = capped(8.0);
+    // Durations of 1 s … 2¹⁹ s fall in ever new buckets: every report shows a new answer.
+    for i in 0..20 {
         t.record(&CommandRun {
             outcome: Outcome::Failure,
-            duration: Duration::from_secs(1),
-            flag: false,
+            duration: Duration::from_secs(1 << i),
+            flag: i % 2 == 0,
             note: None,
         });
     }
+    let reports = t.buffered_events();
     let path = t.flush().unwrap().unwrap();
     let env = telemetry_schema::validate_payload(&fs::read(path).unwrap())
         .unwrap()
         .envelope;
     let ledger = &env.privacy.ledger;
     assert!(ledger.epsilon_spent <= ledger.epsilon_cap);
-    assert_eq!(env.events.len() + ledger.dropped_reports as usize, 31);
-    assert!(ledger.dropped_reports > 0);
-    // The next run of the day finds the budget spent.
-    let t = handle(home.path(), &[]);
-    let path = t.flush().unwrap().unwrap();
+    assert_eq!(env.events.len() + ledger.dropped_reports as usize, reports);
+    assert!(ledger.dropped_reports > 0, "{ledger:?}");
+    let on_disk: serde_json::Value = serde_json::from_slice(
+        &fs::read(home.path().join(".config/acme/ledger.json")).unwrap(),
+    )
+    .unwrap();
+    let spent = on_disk["epsilon_spent"].as_f64().unwrap();
+    assert!(spent <= 8.0 + 1e-9 && spent > 8.0 - 3.0, "{on_disk}");
+    // The next run of the day: its new answer does not fit, but component_initialized (an
+    // answer charged already) goes out at no cost.
+    let t = capped(8.0);
+    t.record(&CommandRun {
+        outcome: Outcome::Success,
+        duration: Duration::from_secs(1 << 25),
+        flag: true,
+        note: None,
+    });
+    let path = t.flush().unwrap().expect("the repeat goes out");
     let env = telemetry_schema::validate_payload(&fs::read(path).unwrap())
         .unwrap()
         .envelope;
-    assert!(env.events.len() <= 1);
+    let names: Vec<&str> = env.events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["component_initialized"]);
+    assert_eq!(env.privacy.ledger.dropped_reports, 1);
 }
 
 #[test]
@@ -185,27 +216,24 @@ fn an_unreadable_ledger_fails_closed_and_is_replaced_atomically() {
             flag: true,
             note: None,
         });
-        let path = t.flush().unwrap().unwrap();
-        let env = telemetry_schema::validate_payload(&fs::read(path).unwrap())
-            .unwrap()
-            .envelope;
+        let written = t.flush().unwrap();
         let what = String::from_utf8_lossy(garbage);
         if garbage.starts_with(b"{\"day\":\"x\"") {
             // A well-formed ledger of another day: a new day, a fresh budget.
+            let env = telemetry_schema::validate_payload(&fs::read(written.unwrap()).unwrap())
+                .unwrap()
+                .envelope;
             assert_eq!(env.events.len(), 2, "{what}");
             continue;
         }
-        // Today's budget counts as spent: both reports dropped, and said so.
-        assert_eq!(env.events.len(), 0, "{what}");
-        assert_eq!(env.privacy.ledger.dropped_reports, 2, "{what}");
-        assert_eq!(
-            env.privacy.ledger.epsilon_spent,
-            env.privacy.ledger.epsilon_cap
-        );
+        // Today's budget counts as spent: both reports dropped, and no payload without events.
+        assert_eq!(written, None, "{what}");
+        let pending = home.path().join(".config/acme/uploads-pending");
+        assert_eq!(fs::read_dir(&pending).map_or(0, Iterator::count), 0, "{what}");
         // The ledger was rewritten whole (by rename), readable and 0600.
         let rewritten: serde_json::Value =
             serde_json::from_slice(&fs::read(&ledger).unwrap()).unwrap();
-        assert_eq!(rewritten["epsilon_spent"], env.privacy.ledger.epsilon_cap);
+        assert_eq!(rewritten["epsilon_spent"], 64.0, "{what}");
         let mode = fs::metadata(&ledger).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
@@ -340,7 +368,9 @@ fn the_payload_states_the_redaction_outcome_and_counts() {
     assert_eq!(outcome(&e), (RedactionStatus::Rejected, 0, 1));
     assert_eq!(notes(&e), [None]);
 
-    // Mixed: the most severe outcome wins; each value is counted once.
+    // Mixed: the most severe outcome wins; each value is counted once. Identical reports are
+    // sent once: the repeated path, and the rejected note, which is sent as `null` like the
+    // missing one.
     let e = payload(&[
         Some(clean),
         Some(with_path),
@@ -348,7 +378,11 @@ fn the_payload_states_the_redaction_outcome_and_counts() {
         Some(with_path),
         Some(rejected),
     ]);
-    assert_eq!(outcome(&e), (RedactionStatus::Rejected, 2, 1));
+    assert_eq!(outcome(&e), (RedactionStatus::Rejected, 1, 1));
+    assert_eq!(
+        notes(&e),
+        [Some(clean.to_owned()), Some("cannot open <path> now".to_owned()), None]
+    );
 }
 
 #[test]

@@ -51,6 +51,7 @@ pub const MEMO_PRF: &str = "hmac-sha256+sha256-ctr/v1";
 const MEMO_DOMAIN: &[u8] = b"telemetry-core/dp/memo/v1";
 const MEMO_CTR_DOMAIN: &[u8] = b"tdp-memo-ctr1";
 const DAILY_ID_DOMAIN: &[u8] = b"telemetry-core/daily-id/v1";
+const LEDGER_KEY_DOMAIN: &[u8] = b"telemetry-core/ledger-key/v1";
 
 /// HMAC-SHA-256 keyed with a 32-byte secret.
 ///
@@ -126,6 +127,27 @@ impl Memoizer {
         }
         let seed: [u8; 32] = mac.finalize().into_bytes().into();
         MemoStream::new(seed)
+    }
+
+    /// The memoised answer, with the key under which the ledger charges it: equal for two calls
+    /// iff they give the same memoised answer (same event, field, mechanism and effective input), so
+    /// a repeat is charged once. The key is one-way from the PRF output: the ledger, which stores
+    /// keys, reveals neither the values nor the answers' randomness.
+    pub fn randomize_keyed<M: Mechanism>(
+        &self,
+        event: &str,
+        field: &str,
+        mechanism: &M,
+        input: M::Input,
+    ) -> (M::Output, u64) {
+        let mut rng = self.rng_for(event, field, mechanism, &input);
+        let mut h = Sha256::new();
+        h.update(LEDGER_KEY_DOMAIN);
+        h.update(rng.key);
+        let digest: [u8; 32] = h.finalize().into();
+        let mut key = [0u8; 8];
+        key.copy_from_slice(&digest[..8]);
+        (mechanism.randomize(input, &mut rng), u64::from_le_bytes(key))
     }
 
     /// The memoised randomised answer of `mechanism` for `input` in `event.field`.
