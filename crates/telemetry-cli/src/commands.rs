@@ -498,6 +498,15 @@ fn enable(telemetry: &Telemetry, yes: bool, io: &mut Io<'_>) -> Outcome {
         )?;
         return Ok(exit::REFUSED);
     }
+    // Refused before asking: a yes could not be kept on this platform.
+    if let Some(why) = telemetry_core::platform::unsupported_reason() {
+        writeln!(
+            io.err,
+            "error: telemetry cannot be enabled on {}: {why}; nothing was changed",
+            std::env::consts::OS
+        )?;
+        return Ok(exit::REFUSED);
+    }
     if !yes {
         writeln!(io.out, "{}", what_is_collected(telemetry.app_name()))?;
         let question = format!("Enable anonymous telemetry for {}?", telemetry.app_name());

@@ -481,6 +481,7 @@ mod tests {
     /// Issue #16: a named pipe as `config.toml` (even under `DO_NOT_TRACK=1`: the file is
     /// loaded whatever the decision) is refused without blocking, naming the file and what it
     /// is, and means disabled.
+    #[cfg(unix)] // a named pipe; `set` writes through the Unix store
     #[test]
     fn a_config_file_that_is_a_named_pipe_is_refused_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
@@ -568,6 +569,7 @@ mod tests {
         assert!(out.warnings[0].to_string().contains("telemetry.colour"));
     }
 
+    #[cfg(unix)] // `set` writes through the Unix store
     #[test]
     fn set_validates_and_leaves_the_file_untouched_on_bad_input() {
         let (_d, paths) = setup(b"# mine\n[telemetry]\nenabled = true\n");

@@ -71,14 +71,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn distinguishes_unset_text_and_non_unicode() {
-        use std::os::unix::ffi::OsStringExt;
-        let env = Env::from_pairs([
-            (OsString::from("A"), OsString::from("x")),
-            (OsString::from("B"), OsString::from_vec(vec![0xff, 0xfe])),
-        ]);
+    fn distinguishes_unset_and_text() {
+        let env = Env::from_pairs([("A", "x"), ("EMPTY", "")]);
         assert_eq!(env.get("A"), EnvValue::Text("x"));
-        assert_eq!(env.get("B"), EnvValue::NotUnicode);
+        assert_eq!(env.get("EMPTY"), EnvValue::Text(""));
         assert_eq!(env.get("C"), EnvValue::Unset);
+        assert_eq!(env.get_os("A"), Some(OsStr::new("x")));
+    }
+
+    // A non-UTF-8 value is built from bytes, which only Unix strings are.
+    #[cfg(unix)]
+    #[test]
+    fn non_unicode_is_neither_unset_nor_text() {
+        use std::os::unix::ffi::OsStringExt;
+        let env = Env::from_pairs([(OsString::from("B"), OsString::from_vec(vec![0xff, 0xfe]))]);
+        assert_eq!(env.get("B"), EnvValue::NotUnicode);
+        assert!(env.get_os("B").is_some());
     }
 }

@@ -154,7 +154,7 @@ pub fn read_payload_file(path: &Path) -> Result<Vec<u8>, VerifyError> {
     // Never blocks on a named pipe, never follows a symlink (store::open_regular).
     let file = store::open_regular(path)
         .map_err(|refusal| read_err(refusal.into_io_error()))?
-        .ok_or_else(|| read_err(rustix::io::Errno::NOENT.into()))?;
+        .ok_or_else(|| read_err(store::not_found()))?;
     let meta = file.metadata().map_err(read_err)?;
     if !meta.is_file() {
         return Err(read_err(io::Error::new(
@@ -191,7 +191,7 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
     };
     let mut files: Vec<PathBuf> = entries
         .into_iter()
-        .filter(|e| e.file_type == rustix::fs::FileType::RegularFile)
+        .filter(store::DirItem::is_regular_file)
         .map(|e| dir.join(e.name))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
@@ -512,8 +512,8 @@ pub(crate) fn files_except_config(paths: &Paths) -> (Vec<PathBuf>, Vec<(PathBuf,
 
 /// Why an entry where the toolkit keeps its files is left in place: the toolkit only ever
 /// creates regular files and directories, so anything else was put there by someone else.
-fn not_ours(file_type: rustix::fs::FileType) -> Option<&'static str> {
-    use rustix::fs::FileType;
+fn not_ours(file_type: store::FileType) -> Option<&'static str> {
+    use store::FileType;
     match file_type {
         FileType::RegularFile | FileType::Directory => None,
         FileType::Symlink => Some(
@@ -541,7 +541,7 @@ fn purge_targets(paths: &Paths) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
             // Never listed (or emptied) through: what it points to is not the toolkit's.
             kept.push((
                 dir,
-                not_ours(rustix::fs::FileType::Symlink)
+                not_ours(store::FileType::Symlink)
                     .unwrap_or_default()
                     .into(),
             ));
@@ -550,7 +550,7 @@ fn purge_targets(paths: &Paths) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
         if let Ok(entries) = store::list_dir(&dir) {
             let mut files: Vec<PathBuf> = Vec::new();
             for e in entries {
-                if e.file_type == rustix::fs::FileType::RegularFile {
+                if e.is_regular_file() {
                     files.push(dir.join(e.name));
                 } else if let Some(why) = not_ours(e.file_type) {
                     kept.push((dir.join(e.name), why.to_owned()));
@@ -567,9 +567,7 @@ fn purge_targets(paths: &Paths) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
         paths.upload_state_file(),
     ] {
         if let Ok(m) = path.symlink_metadata() {
-            let file_type =
-                rustix::fs::FileType::from_raw_mode(std::os::unix::fs::MetadataExt::mode(&m));
-            match not_ours(file_type) {
+            match not_ours(store::FileType::from(m.file_type())) {
                 None if m.is_file() => targets.push(path),
                 None => {}
                 Some(why) => kept.push((path, why.to_owned())),
@@ -650,13 +648,10 @@ pub fn read_payloads(inputs: &[PathBuf]) -> PayloadSet {
 
 /// What a special file found where payloads are searched is, and that it was not read.
 fn special_file(kind: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if kind.is_fifo() {
-        "is a named pipe, not a regular file; not read"
-    } else if kind.is_socket() {
-        "is a socket, not a regular file; not read"
-    } else {
-        "is a device, not a regular file; not read"
+    match store::FileType::from(kind) {
+        store::FileType::Fifo => "is a named pipe, not a regular file; not read",
+        store::FileType::Socket => "is a socket, not a regular file; not read",
+        _ => "is a device, not a regular file; not read",
     }
 }
 

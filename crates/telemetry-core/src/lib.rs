@@ -7,6 +7,29 @@
 //! a socket, resolves a name or links an HTTP client; `cargo xtask audit` proves it. Payloads
 //! leave the machine only through `telemetry-transport`, which is not part of a default build.
 //!
+//! ## Quick start
+//!
+//! ```
+//! use telemetry_core::{Telemetry, event::Event};
+//!
+//! /// The `build` command ran.
+//! #[derive(Event)]
+//! struct BuildRun {
+//!     /// Whether it used the cache.
+//!     #[telemetry(epsilon = 1.0)] // each randomised field names its privacy budget
+//!     cached: bool,
+//! }
+//! # let dir = tempfile::tempdir()?;
+//! # let env = telemetry_core::Env::from_pairs([("HOME", dir.path())]);
+//! let telemetry = Telemetry::builder("acme").event::<BuildRun>()
+//! #   .env(env)
+//!     .build(); // decides once: off until the user consents, and every off-switch wins
+//! telemetry.record(&BuildRun { cached: true }); // randomised when on, else a no-op
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Mount `telemetry-cli`'s subcommand so users can run `acme telemetry status|enable|show`.
+//!
 //! ## Zero telemetry by default
 //!
 //! A fresh install records nothing and writes nothing. Telemetry is on only when every one
@@ -21,7 +44,9 @@
 //!    opt-out beta, the first-run notice was shown in an earlier run.
 //!
 //! Any doubt (unreadable config, a token with loose permissions, an unknown env value)
-//! means disabled, with a [`Warning`] naming the file or variable.
+//! means disabled, with a [`Warning`] naming the file or variable. So does a platform where
+//! the toolkit cannot keep its files private yet (every target but Unix; see [`platform`]):
+//! it builds there, and telemetry stays off.
 //!
 //! ```
 //! use telemetry_core::{Env, Telemetry};
@@ -91,11 +116,13 @@ pub mod inspect;
 mod manage;
 pub mod paths;
 mod payload_index;
+pub mod platform;
 mod recorder;
 pub mod redact;
 pub mod store;
 mod telemetry;
-#[cfg(test)]
+// Named pipes and file times of the Unix store: its tests are Unix-only too.
+#[cfg(all(test, unix))]
 mod test_support;
 pub mod time;
 pub mod warning;

@@ -19,6 +19,9 @@ pub enum EnableError {
     /// The app directory is refused (another user may write to it, or owns it): no consent
     /// is written where someone else could forge or remove it. Why, and the fix.
     UntrustedDirectory(String),
+    /// This platform has no owner-only permission check yet ([`crate::platform`]): consent
+    /// and the install secret could not be kept private, so none is written. Why.
+    UnsupportedPlatform(&'static str),
     /// The configuration cannot be read safely; fix it first.
     Config(String),
     /// Writing the token or secret failed.
@@ -39,6 +42,11 @@ impl fmt::Display for EnableError {
                 "no directory for telemetry files: set HOME, XDG_CONFIG_HOME or the app's _TELEMETRY_DIR",
             ),
             EnableError::UntrustedDirectory(m) => write!(f, "{m}; nothing was changed"),
+            EnableError::UnsupportedPlatform(why) => write!(
+                f,
+                "telemetry cannot be enabled on {}: {why}; nothing was changed",
+                std::env::consts::OS
+            ),
             EnableError::Config(m) => write!(f, "{m}"),
             EnableError::Write(e) => write!(f, "cannot store consent: {e}"),
             EnableError::SetConfig(e) => write!(f, "cannot update the config: {e}"),
@@ -86,6 +94,9 @@ impl Telemetry {
         if let Some(input) = self.decision().hard_override() {
             return Err(EnableError::Refused(Box::new(input.clone())));
         }
+        if let Some(why) = crate::platform::unsupported_reason() {
+            return Err(EnableError::UnsupportedPlatform(why));
+        }
         let paths = self.paths().ok_or(EnableError::NoDirectory)?;
         if let Some(input) = self
             .decision()
@@ -130,7 +141,8 @@ impl Telemetry {
     /// Takes consent back: removes the consent token, the install secret, every pending
     /// payload and preview, the ledger and the notice marker — everything but the config
     /// file. For an opt-out app it also writes `telemetry.enabled = false`, since the
-    /// absence of a token does not turn an opt-out app off.
+    /// absence of a token does not turn an opt-out app off — except where the platform keeps
+    /// telemetry off anyway ([`crate::platform`]), whose store writes nothing.
     pub fn forget(&self) -> DisableOutcome {
         let (files, kept) = self
             .paths()
@@ -144,6 +156,7 @@ impl Telemetry {
             still_enabled: None,
         };
         if self.policy() == ReleasePolicy::OptOut
+            && crate::platform::unsupported_reason().is_none()
             && let Some(paths) = self.paths()
         {
             match config::set(paths, "telemetry.enabled", "false") {
@@ -167,5 +180,38 @@ impl Telemetry {
 
     fn consent_version(&self) -> u32 {
         self.builder_settings().consent_version_value()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unsupported_platform_is_named_with_why_and_that_nothing_changed() {
+        let text =
+            EnableError::UnsupportedPlatform(crate::platform::UNSUPPORTED_REASON).to_string();
+        assert!(
+            text.starts_with(&format!(
+                "telemetry cannot be enabled on {}: this platform has no owner-only permission check yet",
+                std::env::consts::OS
+            )),
+            "{text}"
+        );
+        assert!(text.ends_with("; nothing was changed"), "{text}");
+    }
+
+    /// On Unix the platform never refuses: `enable` goes on to write consent.
+    #[cfg(unix)]
+    #[test]
+    fn unix_enables() {
+        let home = tempfile::tempdir().unwrap();
+        let env = crate::Env::from_pairs([("HOME", home.path().as_os_str())]);
+        let telemetry = Telemetry::builder("acme")
+            .env(env)
+            .print_warnings(false)
+            .build_inspector();
+        let outcome = telemetry.enable().expect("enabled");
+        assert!(outcome.token_path.is_file());
     }
 }

@@ -1,4 +1,9 @@
 //! Where an app's telemetry files live (DESIGN §5).
+//!
+//! On Unix, macOS included: `$<APP>_TELEMETRY_DIR`, else `$XDG_CONFIG_HOME/<app>`, else
+//! `$HOME/.config/<app>` (macOS keeps the XDG rule, as command-line tools there commonly do,
+//! rather than `~/Library/Application Support`). On Windows: `$<APP>_TELEMETRY_DIR`, else
+//! `%APPDATA%\<app>`. Only absolute paths are used; everything is read through [`Env`].
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +28,8 @@ pub enum RootSource {
     XdgConfigHome,
     /// `$HOME/.config/<app>`.
     Home,
+    /// `%APPDATA%\<app>` (Windows).
+    AppData,
     /// Given by the app's code.
     Programmatic,
 }
@@ -37,11 +44,21 @@ impl Paths {
     }
 
     /// Resolves the app directory: `$<APP>_TELEMETRY_DIR`, else `$XDG_CONFIG_HOME/<app>`
-    /// (absolute paths only, as the XDG spec says), else `$HOME/.config/<app>`.
+    /// (absolute paths only, as the XDG spec says), else `$HOME/.config/<app>`; on Windows
+    /// `$<APP>_TELEMETRY_DIR`, else `%APPDATA%\<app>`.
     ///
     /// Returns the warnings for ignored variables; `None` when no directory can be found,
     /// which means telemetry must stay disabled.
     pub fn resolve(app: &AppName, env: &Env) -> (Option<Self>, Vec<Warning>) {
+        Self::resolve_as(Convention::CURRENT, app, env)
+    }
+
+    /// [`Paths::resolve`] by the rule of `convention`, whatever this platform is.
+    pub(crate) fn resolve_as(
+        convention: Convention,
+        app: &AppName,
+        env: &Env,
+    ) -> (Option<Self>, Vec<Warning>) {
         let mut warnings = Vec::new();
         let dir_var = app.dir_var();
         if let Some(root) = absolute_var(env, &dir_var, &mut warnings) {
@@ -52,6 +69,9 @@ impl Paths {
                 }),
                 warnings,
             );
+        }
+        if convention == Convention::Windows {
+            return Self::app_data(app, env, &dir_var, warnings);
         }
         if let Some(base) = absolute_var(env, "XDG_CONFIG_HOME", &mut warnings) {
             return (
@@ -75,6 +95,30 @@ impl Paths {
             Location::EnvVar("HOME".into()),
             format!(
                 "no usable HOME, XDG_CONFIG_HOME or {dir_var}: telemetry has no directory and stays disabled"
+            ),
+        ));
+        (None, warnings)
+    }
+
+    fn app_data(
+        app: &AppName,
+        env: &Env,
+        dir_var: &str,
+        mut warnings: Vec<Warning>,
+    ) -> (Option<Self>, Vec<Warning>) {
+        if let Some(base) = absolute_var(env, "APPDATA", &mut warnings) {
+            return (
+                Some(Self {
+                    root: base.join(app.as_str()),
+                    root_source: RootSource::AppData,
+                }),
+                warnings,
+            );
+        }
+        warnings.push(Warning::new(
+            Location::EnvVar("APPDATA".into()),
+            format!(
+                "no usable APPDATA or {dir_var}: telemetry has no directory and stays disabled"
             ),
         ));
         (None, warnings)
@@ -121,6 +165,24 @@ impl Paths {
     pub fn notice_marker(&self) -> PathBuf {
         self.root.join("notice-shown")
     }
+}
+
+/// Which platform's rule finds the app directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Convention {
+    /// XDG base directories: Linux, macOS and every other target but Windows.
+    Xdg,
+    /// `%APPDATA%`.
+    Windows,
+}
+
+impl Convention {
+    /// This build's.
+    pub(crate) const CURRENT: Self = if cfg!(windows) {
+        Self::Windows
+    } else {
+        Self::Xdg
+    };
 }
 
 /// File name of the consent token inside `secrets/`.
@@ -207,5 +269,60 @@ mod tests {
         assert!(warnings[0].message.contains("stays disabled"));
         let (paths, _) = Paths::resolve(&app(), &Env::from_pairs([("HOME", "relative")]));
         assert!(paths.is_none());
+    }
+
+    #[test]
+    fn windows_uses_appdata_after_the_override_and_ignores_xdg_and_home() {
+        let resolve = |pairs: &[(&str, &str)]| {
+            Paths::resolve_as(
+                Convention::Windows,
+                &app(),
+                &Env::from_pairs(pairs.to_vec()),
+            )
+        };
+        // Absolute on the platform running the test: the rule, not the path syntax, is
+        // what is tested here.
+        let (paths, warnings) = resolve(&[
+            ("APPDATA", "/roaming"),
+            ("XDG_CONFIG_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
+        let paths = paths.unwrap();
+        assert_eq!(paths.root(), Path::new("/roaming/acme"));
+        assert_eq!(paths.root_source, RootSource::AppData);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let (paths, _) = resolve(&[("ACME_TELEMETRY_DIR", "/o"), ("APPDATA", "/roaming")]);
+        assert_eq!(paths.unwrap().root(), Path::new("/o"));
+    }
+
+    #[test]
+    fn windows_without_a_usable_appdata_has_no_directory() {
+        for pairs in [
+            vec![("HOME", "/h"), ("XDG_CONFIG_HOME", "/x")],
+            vec![("APPDATA", "")],
+            vec![("APPDATA", "relative\\roaming")],
+        ] {
+            let (paths, warnings) =
+                Paths::resolve_as(Convention::Windows, &app(), &Env::from_pairs(pairs.clone()));
+            assert!(paths.is_none(), "{pairs:?}");
+            let last = warnings.last().expect("a warning");
+            assert_eq!(last.location, Location::EnvVar("APPDATA".into()));
+            assert!(last.message.contains("stays disabled"), "{last}");
+        }
+    }
+
+    #[test]
+    fn this_build_resolves_by_its_platform_rule() {
+        let env = Env::from_pairs([("APPDATA", "/roaming"), ("HOME", "/h")]);
+        assert_eq!(
+            Paths::resolve(&app(), &env),
+            Paths::resolve_as(Convention::CURRENT, &app(), &env)
+        );
+        if cfg!(not(windows)) {
+            assert_eq!(
+                Paths::resolve(&app(), &env).0.unwrap().root(),
+                Path::new("/h/.config/acme")
+            );
+        }
     }
 }

@@ -25,9 +25,8 @@
 //! every other file there. Its name does not end in `.json`, so it is never taken for a payload.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{Metadata, Permissions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::fs::Metadata;
+use std::io::{self, Read};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -65,14 +64,23 @@ struct FileIdentity {
 }
 
 impl FileIdentity {
-    fn of(meta: &Metadata) -> Self {
-        Self {
+    #[cfg(unix)]
+    fn of(meta: &Metadata) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        Some(Self {
             dev: meta.dev(),
             ino: meta.ino(),
             len: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
             ctime: (meta.ctime(), meta.ctime_nsec()),
-        }
+        })
+    }
+
+    /// Off Unix there is no change time that only the system sets, so no identity: the
+    /// index is never trusted there (and never written: the store writes nothing).
+    #[cfg(not(unix))]
+    fn of(_meta: &Metadata) -> Option<Self> {
+        None
     }
 }
 
@@ -104,7 +112,7 @@ impl PayloadIndex {
     pub(crate) fn summary(&self, name: &str, meta: &Metadata) -> Option<&Summary> {
         let entry = self.entries.get(name)?;
         let current = EnvelopeSchemaRef::current();
-        let identity = FileIdentity::of(meta);
+        let identity = FileIdentity::of(meta)?;
         (meta.file_type().is_file()
             && entry.identity == identity
             && identity.ctime < self.written
@@ -120,7 +128,7 @@ pub(crate) fn load(dir: &Path) -> PayloadIndex {
     };
     PayloadIndex {
         entries: entries.into_iter().map(|e| (e.file.clone(), e)).collect(),
-        written: (meta.mtime(), meta.mtime_nsec()),
+        written: FileIdentity::of(&meta).map_or((0, 0), |identity| identity.mtime),
     }
 }
 
@@ -146,7 +154,8 @@ fn read_entries(dir: &Path) -> Option<(Vec<Entry>, Metadata)> {
 /// that are gone (sent, pruned, removed). Call with the directory's lock held. A cache: the
 /// caller ignores an error, which only costs `show` a re-read.
 pub(crate) fn record(dir: &Path, file: &str, summary: Summary) -> io::Result<()> {
-    let identity = FileIdentity::of(&std::fs::symlink_metadata(dir.join(file))?);
+    let identity = FileIdentity::of(&std::fs::symlink_metadata(dir.join(file))?)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
     let present: HashSet<String> = crate::store::list_dir(dir)
         .map_err(crate::store::Refusal::into_io_error)?
         .into_iter()
@@ -166,19 +175,14 @@ pub(crate) fn record(dir: &Path, file: &str, summary: Summary) -> io::Result<()>
     })
     .map_err(io::Error::other)?;
     // No fsync: after a crash the index is at worst missing or stale, and then not used.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(Permissions::from_mode(0o600))
-        .tempfile_in(dir)?;
-    tmp.write_all(&bytes)?;
-    tmp.as_file()
-        .set_permissions(Permissions::from_mode(0o600))?;
-    tmp.persist(dir.join(INDEX_FILE)).map_err(|e| e.error)?;
-    Ok(())
+    crate::store::write_replacing(dir, INDEX_FILE, &bytes, 0o600)
 }
 
-#[cfg(test)]
+// Real payloads in the Unix store, their modes and change times.
+#[cfg(all(test, unix))]
 mod tests {
+    use std::fs::Permissions;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::path::PathBuf;
     use std::time::Duration;
 

@@ -639,7 +639,10 @@ impl Recorder {
         let bytes = envelope.to_json();
         let name = format!("{run_id}.json");
         let _lock = lock(&dir.join(".lock"))?;
-        store::write_atomic(dir, &name, bytes.as_bytes(), 0o600)
+        // Durability (architecture.md, "Durability"): renamed into place whole, not fsynced. A
+        // power failure may lose the payload; a torn file never passes validation, so no
+        // reader takes it for a payload.
+        store::write_replacing(dir, &name, bytes.as_bytes(), 0o600)
             .map_err(|e| RecordError::Io(dir.join(&name), e.to_string()))?;
         if self.mode == Mode::Live {
             enforce_bounds(dir, self.limits);
@@ -808,7 +811,10 @@ impl Recorder {
                 (Some(dir), Some(name)) => (dir, name),
                 _ => return Err(io(std::io::ErrorKind::InvalidInput.into())),
             };
-            store::write_atomic(dir, name, &bytes, 0o600).map_err(io)?;
+            // Not fsynced either: a torn ledger reads as spent (fail closed), and where the
+            // journal commits metadata in order (ext4, XFS) a payload that survives a power
+            // failure implies that the ledger renamed before it did too.
+            store::write_replacing(dir, name, &bytes, 0o600).map_err(io)?;
         }
         // Where the ledger (and the config) are written, killed writers leave temporary files.
         if let Some(dir) = path.parent() {
@@ -904,7 +910,7 @@ fn enforce_bounds(dir: &Path, limits: Limits) {
     };
     let mut files: Vec<(PathBuf, u64)> = entries
         .into_iter()
-        .filter(|e| e.file_type == rustix::fs::FileType::RegularFile)
+        .filter(store::DirItem::is_regular_file)
         .map(|e| dir.join(e.name))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .filter_map(|p| {
@@ -936,7 +942,8 @@ impl std::fmt::Debug for Recorder {
     }
 }
 
-#[cfg(test)]
+// Symlinks, named pipes and file times of the Unix store.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use crate::event::{Event, EventInfo};

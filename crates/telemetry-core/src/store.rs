@@ -8,16 +8,29 @@
 //! for lock files, [`open_private_dir`] and [`open_app_dir`] for directories. Every write goes
 //! to a temporary file in the same directory, is flushed to disk and then renamed over the
 //! target, so a reader sees the old file or the new one, never a part.
+//!
+//! This module is the policy and the API; the system calls are in `store/unix.rs`. Off Unix
+//! (`store/other.rs`) there is no owner-only permission check yet, so the store fails closed:
+//! it reads what is not secret ([`open_regular`], [`read_bounded`], [`list_dir`]) and removes
+//! files ([`remove_if_exists`]), but refuses to create, lock or write anything and to open
+//! a private directory or secret that exists, with [`crate::platform::UNSUPPORTED_REASON`]
+//! (see [`crate::platform`]).
 
 use std::fmt;
-use std::fs::{self, File, Permissions};
-use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FileType, Mode, OFlags};
-use rustix::io::Errno;
+// Plain `std`, so its fail-closed rules are unit-tested on Unix too.
+#[cfg(any(not(unix), test))]
+mod other;
+#[cfg(unix)]
+mod unix;
+
+#[cfg(not(unix))]
+use other as sys;
+#[cfg(unix)]
+use unix as sys;
 
 /// The largest secret file the store reads (consent token, install secret).
 pub const MAX_SECRET_BYTES: u64 = 4096;
@@ -120,6 +133,35 @@ impl fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
+/// The type of a file, not following symlinks: what the store checks before it uses a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileType {
+    /// A regular file.
+    RegularFile,
+    /// A directory.
+    Directory,
+    /// A symbolic link.
+    Symlink,
+    /// A named pipe (FIFO).
+    Fifo,
+    /// A Unix domain socket.
+    Socket,
+    /// A character device.
+    CharacterDevice,
+    /// A block device.
+    BlockDevice,
+    /// Anything else, or a type the platform does not tell.
+    Unknown,
+}
+
+impl From<std::fs::FileType> for FileType {
+    /// The type `std` reports (from `symlink_metadata` or a directory entry), with the Unix
+    /// special files told apart where the platform has them.
+    fn from(file_type: std::fs::FileType) -> Self {
+        sys::file_type(file_type)
+    }
+}
+
 /// What the store needs to know about an opened file to accept it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileFacts {
@@ -214,169 +256,38 @@ fn describe_type(file_type: FileType, want_dir: bool) -> &'static str {
     }
 }
 
-fn facts_of(fd: &OwnedFd) -> Result<FileFacts, Errno> {
-    let stat = rustix::fs::fstat(fd)?;
-    Ok(FileFacts {
-        file_type: FileType::from_raw_mode(stat.st_mode),
-        uid: stat.st_uid,
-        mode: stat.st_mode & 0o7777,
-        size: u64::try_from(stat.st_size).unwrap_or(0),
-    })
+/// A directory opened and checked by [`open_app_dir`] or [`open_private_dir`]; it stays
+/// open (and is the directory that was checked) for as long as this lives.
+#[derive(Debug)]
+pub struct OpenDir {
+    _handle: sys::DirHandle,
 }
-
-fn current_uid() -> u32 {
-    rustix::process::geteuid().as_raw()
-}
-
-fn io_refusal(path: &Path, errno: Errno) -> Refusal {
-    let kind = if errno == Errno::LOOP {
-        RefusalKind::Symlink
-    } else if errno == Errno::NOTDIR {
-        RefusalKind::WrongType("not a directory")
-    } else if errno == Errno::NXIO {
-        // What opening a socket (or a FIFO for writing, without a reader) reports.
-        RefusalKind::WrongType("a socket or a named pipe, not a regular file")
-    } else {
-        let err = io::Error::from(errno);
-        RefusalKind::Io(err.kind(), err.to_string())
-    };
-    Refusal {
-        path: path.to_owned(),
-        kind,
-    }
-}
-
-/// How every file the toolkit reads is opened: read-only, never following a symlink at the
-/// last component, never blocking (a named pipe or a device where a file is expected must not
-/// hang the host; the type is checked through the descriptor right after), never becoming a
-/// controlling terminal, never inherited by a child.
-const READ_FLAGS: OFlags = OFlags::RDONLY
-    .union(OFlags::NOFOLLOW)
-    .union(OFlags::NONBLOCK)
-    .union(OFlags::NOCTTY)
-    .union(OFlags::CLOEXEC);
-
-/// How every directory the toolkit lists, checks or syncs is opened: only a directory, never
-/// through a symlink at the last component.
-const DIR_FLAGS: OFlags = OFlags::RDONLY
-    .union(OFlags::DIRECTORY)
-    .union(OFlags::NOFOLLOW)
-    .union(OFlags::CLOEXEC);
 
 /// Opens `path` for reading, safely whatever is there: without following a symlink and
 /// without blocking, then checks through the descriptor that it is a regular file. A symlink,
 /// a named pipe, a socket, a device or a directory is refused, with what it is. `Ok(None)`
 /// when nothing is there. The one way the toolkit opens a file it reads.
+///
+/// Off Unix the type is checked on the path and then on the opened file (nothing read there
+/// is trusted: telemetry stays off).
 pub fn open_regular(path: &Path) -> Result<Option<File>, Refusal> {
-    open_regular_at(rustix::fs::CWD, path, path).map(|opened| opened.map(|(file, _)| file))
-}
-
-/// [`open_regular`] of `name` relative to the directory `dir` (`path` is what errors name),
-/// with the facts checked.
-fn open_regular_at(
-    dir: impl std::os::fd::AsFd,
-    name: &Path,
-    path: &Path,
-) -> Result<Option<(File, FileFacts)>, Refusal> {
-    let fd = match rustix::fs::openat(dir, name, READ_FLAGS, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(None),
-        Err(errno) => return Err(io_refusal(path, errno)),
-    };
-    let facts = facts_of(&fd).map_err(|e| io_refusal(path, e))?;
-    if facts.file_type != FileType::RegularFile {
-        return Err(Refusal {
-            path: path.to_owned(),
-            kind: RefusalKind::WrongType(describe_type(facts.file_type, false)),
-        });
-    }
-    Ok(Some((File::from(fd), facts)))
+    sys::open_regular(path)
 }
 
 /// Opens (creating it, mode 0600, if absent) the lock file `path` and takes an exclusive lock
 /// on it, held until the returned file is dropped. Never follows a symlink (a planted link's
 /// target is never created or written), never blocks on a named pipe, and refuses anything
-/// but a regular file owned by the current user.
+/// but a regular file owned by the current user. Refused off Unix.
 pub fn lock_file(path: &Path) -> Result<File, Refusal> {
-    // Read-write: where `flock` is emulated with POSIX locks (NFS), an exclusive lock needs
-    // it. With O_NONBLOCK, opening a named pipe read-write does not block either; nothing is
-    // ever written to the lock file.
-    let flags = OFlags::RDWR
-        | OFlags::CREATE
-        | OFlags::NOFOLLOW
-        | OFlags::NONBLOCK
-        | OFlags::NOCTTY
-        | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(path, flags, Mode::from_raw_mode(0o600))
-        .map_err(|errno| io_refusal(path, errno))?;
-    let facts = facts_of(&fd).map_err(|e| io_refusal(path, e))?;
-    let refused = |kind| Refusal {
-        path: path.to_owned(),
-        kind,
-    };
-    if facts.file_type != FileType::RegularFile {
-        return Err(refused(RefusalKind::WrongType(describe_type(
-            facts.file_type,
-            false,
-        ))));
-    }
-    let current = current_uid();
-    if facts.uid != current {
-        return Err(refused(RefusalKind::NotOwned {
-            owner: facts.uid,
-            current,
-        }));
-    }
-    let file = File::from(fd);
-    file.lock()
-        .map_err(|e| refused(RefusalKind::Io(e.kind(), e.to_string())))?;
-    Ok(file)
+    sys::lock_file(path)
 }
 
 /// Opens the app directory and checks it through the descriptor ([`check_app_dir`]: owned by
 /// the current user, not writable by group or others). A symlink at `path` itself is
 /// followed (dotfile managers link `~/.config/<app>`), and the directory it leads to is what
-/// is checked. `Ok(None)` when it does not exist (yet).
-pub fn open_app_dir(path: &Path) -> Result<Option<OwnedFd>, Refusal> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(None),
-        Err(Errno::NOTDIR) => {
-            let what = fs::metadata(path).map_or("not a directory", |m| {
-                describe_type(
-                    FileType::from_raw_mode(std::os::unix::fs::MetadataExt::mode(&m)),
-                    true,
-                )
-            });
-            return Err(Refusal {
-                path: path.to_owned(),
-                kind: RefusalKind::WrongType(what),
-            });
-        }
-        Err(errno) => return Err(io_refusal(path, errno)),
-    };
-    let facts = facts_of(&fd).map_err(|e| io_refusal(path, e))?;
-    check_app_dir(facts, current_uid()).map_err(|kind| Refusal {
-        path: path.to_owned(),
-        kind,
-    })?;
-    Ok(Some(fd))
-}
-
-/// Opens a directory to sync, list or clean it: `O_DIRECTORY|O_NOFOLLOW`. Only the app
-/// directory may be a symlink (see [`open_app_dir`]); then the directory it leads to is
-/// checked as the app directory is.
-fn open_dir(path: &Path) -> Result<OwnedFd, Refusal> {
-    match rustix::fs::open(path, DIR_FLAGS, Mode::empty()) {
-        Ok(fd) => Ok(fd),
-        Err(errno @ (Errno::NOTDIR | Errno::LOOP))
-            if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) =>
-        {
-            open_app_dir(path)?.ok_or_else(|| io_refusal(path, errno))
-        }
-        Err(errno) => Err(io_refusal(path, errno)),
-    }
+/// is checked. `Ok(None)` when it does not exist (yet). Off Unix an existing one is refused.
+pub fn open_app_dir(path: &Path) -> Result<Option<OpenDir>, Refusal> {
+    sys::open_app_dir(path).map(|dir| dir.map(|_handle| OpenDir { _handle }))
 }
 
 /// One entry of a directory listed by [`list_dir`].
@@ -388,157 +299,58 @@ pub struct DirItem {
     pub file_type: FileType,
 }
 
+impl DirItem {
+    /// Whether it is a regular file (not a symlink to one): the only kind the toolkit reads.
+    pub fn is_regular_file(&self) -> bool {
+        self.file_type == FileType::RegularFile
+    }
+}
+
 /// The entries of the directory `path` (without `.` and `..`), read through a descriptor
 /// opened `O_DIRECTORY|O_NOFOLLOW`: a symlink where one of the toolkit's directories should
 /// be is refused, never listed through. Types are those of the entries themselves (a symlink
 /// is a symlink).
 pub fn list_dir(path: &Path) -> Result<Vec<DirItem>, Refusal> {
-    let fd = match rustix::fs::open(path, DIR_FLAGS, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(errno) => return Err(io_refusal(path, errno)),
-    };
-    list_fd(&fd, path)
-}
-
-fn list_fd(fd: &OwnedFd, path: &Path) -> Result<Vec<DirItem>, Refusal> {
-    use std::os::unix::ffi::OsStrExt;
-    let dir = rustix::fs::Dir::read_from(fd).map_err(|e| io_refusal(path, e))?;
-    let mut items = Vec::new();
-    for entry in dir {
-        let entry = entry.map_err(|e| io_refusal(path, e))?;
-        let name = entry.file_name().to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        let file_type = match entry.file_type() {
-            FileType::Unknown => {
-                rustix::fs::statat(fd, entry.file_name(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-                    .map_or(FileType::Unknown, |st| FileType::from_raw_mode(st.st_mode))
-            }
-            known => known,
-        };
-        items.push(DirItem {
-            name: std::ffi::OsStr::from_bytes(name).to_owned(),
-            file_type,
-        });
-    }
-    Ok(items)
+    sys::list_dir(path)
 }
 
 /// Opens a private directory without following a symlink at its last component and
-/// checks it through the descriptor. `Ok(None)` when it does not exist.
-pub fn open_private_dir(path: &Path) -> Result<Option<OwnedFd>, Refusal> {
-    let fd = match rustix::fs::open(path, DIR_FLAGS, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(None),
-        Err(Errno::NOTDIR) => {
-            // O_DIRECTORY|O_NOFOLLOW on a symlink reports ENOTDIR on Linux; tell them apart.
-            let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-            return Err(Refusal {
-                path: path.to_owned(),
-                kind: if is_link {
-                    RefusalKind::Symlink
-                } else {
-                    RefusalKind::WrongType("not a directory")
-                },
-            });
-        }
-        Err(errno) => return Err(io_refusal(path, errno)),
-    };
-    let facts = facts_of(&fd).map_err(|e| io_refusal(path, e))?;
-    check_private(facts, true, current_uid()).map_err(|kind| Refusal {
-        path: path.to_owned(),
-        kind,
-    })?;
-    Ok(Some(fd))
+/// checks it through the descriptor. `Ok(None)` when it does not exist. Off Unix an existing
+/// one is refused.
+pub fn open_private_dir(path: &Path) -> Result<Option<OpenDir>, Refusal> {
+    sys::open_private_dir(path).map(|dir| dir.map(|_handle| OpenDir { _handle }))
 }
 
 /// Reads a secret file `name` inside the private directory `dir`: the directory and the
 /// file are both checked through their descriptors. `Ok(None)` when either is absent.
 pub fn read_private_file(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, Refusal> {
-    let Some(dir_fd) = open_private_dir(dir)? else {
-        return Ok(None);
-    };
-    let path = dir.join(name);
-    let Some((file, facts)) = open_regular_at(&dir_fd, Path::new(name), &path)? else {
-        return Ok(None);
-    };
-    check_private(facts, false, current_uid()).map_err(|kind| Refusal {
-        path: path.clone(),
-        kind,
-    })?;
-    let mut bytes = Vec::new();
-    file.take(MAX_SECRET_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Refusal {
-            path: path.clone(),
-            kind: RefusalKind::Io(e.kind(), e.to_string()),
-        })?;
-    if bytes.len() as u64 > MAX_SECRET_BYTES {
-        return Err(Refusal {
-            path,
-            kind: RefusalKind::TooLarge {
-                size: bytes.len() as u64,
-                limit: MAX_SECRET_BYTES,
-            },
-        });
-    }
-    Ok(Some(bytes))
+    sys::read_private_file(dir, name)
 }
 
 /// Creates `path` (and missing parents) as a directory with mode 0700, or checks that the
 /// existing one is private. Never loosens or silently repairs an existing directory: a
-/// directory with the wrong mode is refused, with the `chmod` that fixes it.
+/// directory with the wrong mode is refused, with the `chmod` that fixes it. Refused off Unix.
 pub fn ensure_private_dir(path: &Path) -> Result<(), Refusal> {
-    if let Some(parent) = path.parent() {
-        ensure_dir(parent)?;
-    }
-    match fs::DirBuilder::new().mode(0o700).create(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => {
-            return Err(Refusal {
-                path: path.to_owned(),
-                kind: RefusalKind::Io(e.kind(), e.to_string()),
-            });
-        }
-    }
-    open_private_dir(path)?.map(|_| ()).ok_or_else(|| Refusal {
-        path: path.to_owned(),
-        kind: RefusalKind::Io(
-            io::ErrorKind::NotFound,
-            "vanished while being created".into(),
-        ),
-    })
+    sys::ensure_private_dir(path)
 }
 
-/// Creates `path` and its parents (mode 0700 for those created here).
+/// Creates `path` and its parents (mode 0700 for those created here). Refused off Unix.
 pub fn ensure_dir(path: &Path) -> Result<(), Refusal> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(|e| Refusal {
-            path: path.to_owned(),
-            kind: RefusalKind::Io(e.kind(), e.to_string()),
-        })
+    sys::ensure_dir(path)
 }
 
 /// Writes `bytes` to `dir/name` atomically with permission bits `mode`: a temporary file in
-/// the same directory, `fsync`, rename, then `fsync` of the directory.
+/// the same directory, `fsync`, rename, then `fsync` of the directory. Refused off Unix
+/// (`ErrorKind::Unsupported`).
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(Permissions::from_mode(mode))
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    // The umask may have narrowed the mode; it can never have widened it, but make it exact.
-    tmp.as_file()
-        .set_permissions(Permissions::from_mode(mode))?;
-    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
-    let dir_fd = open_dir(dir).map_err(Refusal::into_io_error)?;
-    File::from(dir_fd).sync_all()
+    sys::write_atomic(dir, name, bytes, mode)
+}
+
+/// [`write_atomic`] without the `fsync`s: still renamed into place whole, so a reader sees
+/// the old file or the new one, never a part; but a power failure may lose the write (the
+/// payload index, and whatever the recorder's durability accepts losing). Refused off Unix.
+pub(crate) fn write_replacing(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+    sys::write_replacing(dir, name, bytes, mode)
 }
 
 /// Age after which a temporary file (`.tmp-*`) is a leftover of a killed writer.
@@ -550,38 +362,17 @@ pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(6
 /// never touched. Best effort: what cannot be removed stays. Call where the toolkit writes
 /// into `dir` anyway (the pending directory at flush, the app directory with the ledger).
 pub fn remove_stale_temp_files(dir: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(fd) = open_dir(dir) else {
-        return;
-    };
-    let Ok(items) = list_fd(&fd, dir) else {
-        return;
-    };
-    for item in items {
-        if item.file_type != FileType::RegularFile || !item.name.as_bytes().starts_with(b".tmp-") {
-            continue;
-        }
-        // Checked again right before removal, relative to the directory and not following
-        // a symlink; `unlinkat` removes a name, never what a symlink points to.
-        let Ok(stat) = rustix::fs::statat(&fd, &item.name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-        else {
-            continue;
-        };
-        let modified = std::time::UNIX_EPOCH
-            + std::time::Duration::new(
-                u64::try_from(stat.st_mtime).unwrap_or(0),
-                u32::try_from(stat.st_mtime_nsec).unwrap_or(0),
-            );
-        let stale = modified.elapsed().is_ok_and(|age| age > STALE_TEMP_AGE);
-        if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile && stale {
-            let _ = rustix::fs::unlinkat(&fd, &item.name, rustix::fs::AtFlags::empty());
-        }
-    }
+    sys::remove_stale_temp_files(dir);
+}
+
+/// The error a read reports for a file that is not there, as the platform words it.
+pub(crate) fn not_found() -> io::Error {
+    sys::not_found()
 }
 
 /// Removes a file; `Ok(false)` when it did not exist.
 pub fn remove_if_exists(path: &Path) -> io::Result<bool> {
-    match fs::remove_file(path) {
+    match std::fs::remove_file(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
@@ -618,7 +409,6 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, Refusal>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
 
     fn facts(file_type: FileType, uid: u32, mode: u32) -> FileFacts {
         FileFacts {
@@ -671,6 +461,86 @@ mod tests {
     }
 
     #[test]
+    fn app_dir_policy_refuses_other_owners_and_group_or_other_write() {
+        let dir = FileType::Directory;
+        for mode in [0o700, 0o755, 0o750, 0o705, 0o711, 0o500] {
+            assert_eq!(check_app_dir(facts(dir, 7, mode), 7), Ok(()), "{mode:o}");
+        }
+        for mode in [0o777, 0o775, 0o770, 0o757, 0o722, 0o720, 0o702, 0o1777] {
+            assert_eq!(
+                check_app_dir(facts(dir, 7, mode), 7),
+                Err(RefusalKind::WritableByOthers { mode }),
+                "{mode:o}"
+            );
+        }
+        assert!(matches!(
+            check_app_dir(facts(dir, 8, 0o700), 7),
+            Err(RefusalKind::NotOwned {
+                owner: 8,
+                current: 7
+            })
+        ));
+        assert!(matches!(
+            check_app_dir(facts(FileType::Fifo, 7, 0o700), 7),
+            Err(RefusalKind::WrongType("a named pipe, not a directory"))
+        ));
+        let refusal = Refusal {
+            path: PathBuf::from("/h/.config/acme"),
+            kind: RefusalKind::WritableByOthers { mode: 0o777 },
+        };
+        assert!(
+            refusal
+                .to_string()
+                .contains("fix: chmod go-w /h/.config/acme"),
+            "{refusal}"
+        );
+    }
+
+    #[test]
+    fn refusals_read_as_what_is_wrong_and_keep_their_kind_as_io_errors() {
+        let refusal = Refusal {
+            path: PathBuf::from("/h/.config/acme/secrets"),
+            kind: RefusalKind::Symlink,
+        };
+        assert_eq!(
+            refusal.to_string(),
+            "/h/.config/acme/secrets is a symbolic link; refusing to follow it"
+        );
+        let err = refusal.into_io_error();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            err.to_string(),
+            "it is a symbolic link; refusing to follow it"
+        );
+        let unsupported = Refusal {
+            path: PathBuf::from("/x/lock"),
+            kind: RefusalKind::Io(io::ErrorKind::Unsupported, "no check here".into()),
+        };
+        assert_eq!(unsupported.to_string(), "/x/lock: no check here");
+        assert_eq!(
+            unsupported.into_io_error().kind(),
+            io::ErrorKind::Unsupported
+        );
+        let item = |file_type| DirItem {
+            name: "a.json".into(),
+            file_type,
+        };
+        assert!(item(FileType::RegularFile).is_regular_file());
+        for other in [FileType::Symlink, FileType::Directory, FileType::Fifo] {
+            assert!(!item(other).is_regular_file(), "{other:?}");
+        }
+    }
+}
+
+/// The Unix store against real files: symlinks, named pipes, modes, owners.
+#[cfg(all(test, unix))]
+mod unix_tests {
+    use std::fs::{self, Permissions};
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    use super::*;
+
+    #[test]
     fn atomic_write_sets_mode_and_leaves_no_temporary_file() {
         let dir = tempfile::tempdir().unwrap();
         write_atomic(dir.path(), "f", b"one", 0o600).unwrap();
@@ -717,7 +587,7 @@ mod tests {
         rustix::fs::mkfifoat(
             rustix::fs::CWD,
             secrets.join("fifo"),
-            Mode::from_raw_mode(0o600),
+            rustix::fs::Mode::from_raw_mode(0o600),
         )
         .unwrap();
         assert!(matches!(
@@ -796,42 +666,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn app_dir_policy_refuses_other_owners_and_group_or_other_write() {
-        let dir = FileType::Directory;
-        for mode in [0o700, 0o755, 0o750, 0o705, 0o711, 0o500] {
-            assert_eq!(check_app_dir(facts(dir, 7, mode), 7), Ok(()), "{mode:o}");
-        }
-        for mode in [0o777, 0o775, 0o770, 0o757, 0o722, 0o720, 0o702, 0o1777] {
-            assert_eq!(
-                check_app_dir(facts(dir, 7, mode), 7),
-                Err(RefusalKind::WritableByOthers { mode }),
-                "{mode:o}"
-            );
-        }
-        assert!(matches!(
-            check_app_dir(facts(dir, 8, 0o700), 7),
-            Err(RefusalKind::NotOwned {
-                owner: 8,
-                current: 7
-            })
-        ));
-        assert!(matches!(
-            check_app_dir(facts(FileType::Fifo, 7, 0o700), 7),
-            Err(RefusalKind::WrongType("a named pipe, not a directory"))
-        ));
-        let refusal = Refusal {
-            path: PathBuf::from("/h/.config/acme"),
-            kind: RefusalKind::WritableByOthers { mode: 0o777 },
-        };
-        assert!(
-            refusal
-                .to_string()
-                .contains("fix: chmod go-w /h/.config/acme"),
-            "{refusal}"
-        );
-    }
-
     /// The app directory is checked through its descriptor; a symlink at the root itself is
     /// followed (dotfile managers), and what it leads to is checked.
     #[test]
@@ -892,6 +726,33 @@ mod tests {
                 "target"
             ]
         );
+    }
+
+    /// What `std` reports is told apart as `fstat` tells it (the Unix special files too).
+    #[test]
+    fn std_file_types_map_to_the_store_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("file"), b"x").unwrap();
+        symlink(d.join("file"), d.join("link")).unwrap();
+        crate::test_support::mkfifo(&d.join("pipe"));
+        let of =
+            |name: &str| FileType::from(fs::symlink_metadata(d.join(name)).unwrap().file_type());
+        assert_eq!(of("file"), FileType::RegularFile);
+        assert_eq!(of("link"), FileType::Symlink);
+        assert_eq!(of("pipe"), FileType::Fifo);
+        assert_eq!(
+            FileType::from(fs::metadata(d).unwrap().file_type()),
+            FileType::Directory
+        );
+        let listed: std::collections::BTreeMap<String, FileType> = list_dir(d)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name.into_string().unwrap(), e.file_type))
+            .collect();
+        assert_eq!(listed["file"], FileType::RegularFile);
+        assert_eq!(listed["link"], FileType::Symlink);
+        assert_eq!(listed["pipe"], FileType::Fifo);
     }
 
     #[test]

@@ -259,10 +259,14 @@ impl Builder {
             }
             (None, None) => None,
         };
+        // Off Unix nothing can prove the app directory private: the platform keeps telemetry
+        // off, says so in `status`, and the directory is not even opened.
+        let platform_input = crate::platform::decision_input(paths.as_ref().map(Paths::root));
         // Every other path is inside the app directory: if another user may write to it,
         // none of its files can be trusted (a planted lock, a replaced ledger, a forged token).
         let app_dir_refused = paths
             .as_ref()
+            .filter(|_| platform_input.is_none())
             .and_then(|p| store::open_app_dir(p.root()).err())
             .map(|refusal| app_dir_refusal(&refusal, app.as_ref()));
         if let (Some(why), Some(paths)) = (&app_dir_refused, &paths) {
@@ -337,6 +341,7 @@ impl Builder {
             }
             .into(),
         });
+        inputs.extend(platform_input.clone());
         if let (Some(why), Some(paths)) = (&app_dir_refused, &paths) {
             inputs.push(Input {
                 stage: Stage::Config,
@@ -387,10 +392,11 @@ impl Builder {
             decision.preview = false;
         }
 
-        // Not even a preview is written into a directory others control.
-        let recorder = match app_dir_refused {
-            Some(_) => None,
-            None => self.recorder(&decision, paths.as_ref(), &config, &mut warnings),
+        // Not even a preview is written into a directory others control, or that the
+        // platform cannot keep private.
+        let recorder = match (&app_dir_refused, &platform_input) {
+            (None, None) => self.recorder(&decision, paths.as_ref(), &config, &mut warnings),
+            _ => None,
         };
         // `is_enabled` tells the truth: on only if this run can record (or only looks).
         let enabled = decision.enabled && (recorder.is_some() || !self.recording);
@@ -1157,7 +1163,7 @@ fn count_json_files(dir: &std::path::Path) -> usize {
                 std::path::Path::new(&e.name)
                     .extension()
                     .is_some_and(|x| x == "json")
-                    && e.file_type == rustix::fs::FileType::RegularFile
+                    && e.is_regular_file()
             })
             .count()
     })
@@ -1208,7 +1214,8 @@ pub struct StatusReport {
     pub posture: Option<String>,
 }
 
-#[cfg(test)]
+// Modes of the Unix store.
+#[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;

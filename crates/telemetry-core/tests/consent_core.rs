@@ -1,4 +1,8 @@
 //! The consent core end to end, through the public API, in temporary directories.
+//!
+//! Unix only: it checks modes, owners and symlinks of the Unix store; off Unix the store
+//! writes nothing and telemetry stays off (`telemetry_core::platform`).
+#![cfg(unix)]
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};

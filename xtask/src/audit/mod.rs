@@ -6,7 +6,8 @@
 //! 3. no network (and, in schema, no fs/env/process/clock) in the non-test source ([`source_scan`]);
 //! 4. the release `telemetry` and `acme` binaries import no socket or resolver symbol ([`symbols`]);
 //! 5. generated files are current (`codegen --check`);
-//! 6. crate roots state their invariant; libraries forbid `unsafe` unless audited ([`invariants`]).
+//! 6. crate roots state their invariant; libraries forbid `unsafe` unless audited ([`invariants`]);
+//! 7. every Unix-only API in schema, core, transport and cli is inside a `cfg(unix)` item ([`unix_only`]).
 //!
 //! The exit status is non-zero when any rule that ran failed.
 
@@ -16,6 +17,7 @@ pub mod metadata;
 pub mod network_deps;
 pub mod source_scan;
 pub mod symbols;
+pub mod unix_only;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -72,13 +74,14 @@ impl RuleReport {
     }
 }
 
-const RULE_NAMES: [&str; 6] = [
+const RULE_NAMES: [&str; 7] = [
     "dependency edges",
     "no network crates in default builds",
     "no network in the code",
     "no network in the binaries",
     "generated files are current",
     "crate invariants written, unsafe only where audited",
+    unix_only::NAME,
 ];
 
 struct Options {
@@ -111,9 +114,9 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
                 let list = args.next().context("--only needs a list like 1,2,3")?;
                 let ids = list
                     .split(',')
-                    .map(|s| s.trim().parse::<u8>().ok().filter(|n| (1..=6).contains(n)))
+                    .map(|s| s.trim().parse::<u8>().ok().filter(|n| (1..=7).contains(n)))
                     .collect::<Option<BTreeSet<u8>>>()
-                    .with_context(|| format!("--only {list:?}: rules are 1 to 6"))?;
+                    .with_context(|| format!("--only {list:?}: rules are 1 to 7"))?;
                 options.only = Some(ids);
             }
             "--workspace" => {
@@ -205,6 +208,9 @@ fn run_rules(options: &Options) -> Vec<RuleReport> {
             Err(err) => not_loaded(6, err),
         });
     }
+    if wants(unix_only::ID) {
+        reports.push(unix_only::check(root));
+    }
     reports
 }
 
@@ -223,7 +229,7 @@ fn print_human(options: &Options, reports: &[RuleReport]) {
             println!("        {note}");
         }
     }
-    for id in 1..=6u8 {
+    for id in 1..=7u8 {
         if !reports.iter().any(|r| r.id == id) {
             println!(
                 "SKIP  rule {id}: {} — not run (--only)",

@@ -1,0 +1,396 @@
+//! The store's system calls on Unix: every open is `O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC` and is
+//! checked through the descriptor (`fstat`), with the owner and permission bits that make a
+//! file private. The only module of the crate (with its tests) that names `rustix` or
+//! `std::os::unix` for the store; `cargo xtask audit` (rule 7) proves it is only built on Unix.
+
+use std::fs::{self, File, Permissions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+use super::{
+    DirItem, FileFacts, FileType, MAX_SECRET_BYTES, Refusal, RefusalKind, STALE_TEMP_AGE,
+    check_app_dir, check_private, describe_type,
+};
+
+/// What keeps a checked directory open.
+pub(super) type DirHandle = OwnedFd;
+
+fn from_raw(raw: rustix::fs::FileType) -> FileType {
+    use rustix::fs::FileType as Raw;
+    match raw {
+        Raw::RegularFile => FileType::RegularFile,
+        Raw::Directory => FileType::Directory,
+        Raw::Symlink => FileType::Symlink,
+        Raw::Fifo => FileType::Fifo,
+        Raw::Socket => FileType::Socket,
+        Raw::CharacterDevice => FileType::CharacterDevice,
+        Raw::BlockDevice => FileType::BlockDevice,
+        _ => FileType::Unknown,
+    }
+}
+
+pub(super) fn file_type(t: fs::FileType) -> FileType {
+    if t.is_symlink() {
+        FileType::Symlink
+    } else if t.is_dir() {
+        FileType::Directory
+    } else if t.is_file() {
+        FileType::RegularFile
+    } else if t.is_fifo() {
+        FileType::Fifo
+    } else if t.is_socket() {
+        FileType::Socket
+    } else if t.is_char_device() {
+        FileType::CharacterDevice
+    } else if t.is_block_device() {
+        FileType::BlockDevice
+    } else {
+        FileType::Unknown
+    }
+}
+
+pub(super) fn not_found() -> io::Error {
+    Errno::NOENT.into()
+}
+
+fn facts_of(fd: &OwnedFd) -> Result<FileFacts, Errno> {
+    let stat = rustix::fs::fstat(fd)?;
+    Ok(FileFacts {
+        file_type: from_raw(rustix::fs::FileType::from_raw_mode(stat.st_mode)),
+        uid: stat.st_uid,
+        mode: stat.st_mode & 0o7777,
+        size: u64::try_from(stat.st_size).unwrap_or(0),
+    })
+}
+
+fn current_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+fn io_refusal(path: &Path, errno: Errno) -> Refusal {
+    let kind = if errno == Errno::LOOP {
+        RefusalKind::Symlink
+    } else if errno == Errno::NOTDIR {
+        RefusalKind::WrongType("not a directory")
+    } else if errno == Errno::NXIO {
+        // What opening a socket (or a FIFO for writing, without a reader) reports.
+        RefusalKind::WrongType("a socket or a named pipe, not a regular file")
+    } else {
+        let err = io::Error::from(errno);
+        RefusalKind::Io(err.kind(), err.to_string())
+    };
+    Refusal {
+        path: path.to_owned(),
+        kind,
+    }
+}
+
+/// How every file the toolkit reads is opened: read-only, never following a symlink at the
+/// last component, never blocking (a named pipe or a device where a file is expected must not
+/// hang the host; the type is checked through the descriptor right after), never becoming a
+/// controlling terminal, never inherited by a child.
+const READ_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::NOCTTY)
+    .union(OFlags::CLOEXEC);
+
+/// How every directory the toolkit lists, checks or syncs is opened: only a directory, never
+/// through a symlink at the last component.
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+pub(super) fn open_regular(path: &Path) -> Result<Option<File>, Refusal> {
+    open_regular_at(rustix::fs::CWD, path, path).map(|opened| opened.map(|(file, _)| file))
+}
+
+/// [`open_regular`] of `name` relative to the directory `dir` (`path` is what errors name),
+/// with the facts checked.
+fn open_regular_at(
+    dir: impl AsFd,
+    name: &Path,
+    path: &Path,
+) -> Result<Option<(File, FileFacts)>, Refusal> {
+    let fd = match rustix::fs::openat(dir, name, READ_FLAGS, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(errno) => return Err(io_refusal(path, errno)),
+    };
+    let facts = facts_of(&fd).map_err(|e| io_refusal(path, e))?;
+    if facts.file_type != FileType::RegularFile {
+        return Err(Refusal {
+            path: path.to_owned(),
+            kind: RefusalKind::WrongType(describe_type(facts.file_type, false)),
+        });
+    }
+    Ok(Some((File::from(fd), facts)))
+}
+
+pub(super) fn lock_file(path: &Path) -> Result<File, Refusal> {
+    // Read-write: where `flock` is emulated with POSIX locks (NFS), an exclusive lock needs
+    // it. With O_NONBLOCK, opening a named pipe read-write does not block either; nothing is
+    // ever written to the lock file.
+    let flags = OFlags::RDWR
+        | OFlags::CREATE
+        | OFlags::NOFOLLOW
+        | OFlags::NONBLOCK
+        | OFlags::NOCTTY
+        | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(path, flags, Mode::from_raw_mode(0o600))
+        .map_err(|errno| io_refusal(path, errno))?;
+    let facts = facts_of(&fd).map_err(|e| io_refusal(path, e))?;
+    let refused = |kind| Refusal {
+        path: path.to_owned(),
+        kind,
+    };
+    if facts.file_type != FileType::RegularFile {
+        return Err(refused(RefusalKind::WrongType(describe_type(
+            facts.file_type,
+            false,
+        ))));
+    }
+    let current = current_uid();
+    if facts.uid != current {
+        return Err(refused(RefusalKind::NotOwned {
+            owner: facts.uid,
+            current,
+        }));
+    }
+    let file = File::from(fd);
+    file.lock()
+        .map_err(|e| refused(RefusalKind::Io(e.kind(), e.to_string())))?;
+    Ok(file)
+}
+
+pub(super) fn open_app_dir(path: &Path) -> Result<Option<OwnedFd>, Refusal> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(Errno::NOTDIR) => {
+            let what = fs::metadata(path).map_or("not a directory", |m| {
+                describe_type(file_type(m.file_type()), true)
+            });
+            return Err(Refusal {
+                path: path.to_owned(),
+                kind: RefusalKind::WrongType(what),
+            });
+        }
+        Err(errno) => return Err(io_refusal(path, errno)),
+    };
+    let facts = facts_of(&fd).map_err(|e| io_refusal(path, e))?;
+    check_app_dir(facts, current_uid()).map_err(|kind| Refusal {
+        path: path.to_owned(),
+        kind,
+    })?;
+    Ok(Some(fd))
+}
+
+/// Opens a directory to sync, list or clean it: `O_DIRECTORY|O_NOFOLLOW`. Only the app
+/// directory may be a symlink (see [`open_app_dir`]); then the directory it leads to is
+/// checked as the app directory is.
+fn open_dir(path: &Path) -> Result<OwnedFd, Refusal> {
+    match rustix::fs::open(path, DIR_FLAGS, Mode::empty()) {
+        Ok(fd) => Ok(fd),
+        Err(errno @ (Errno::NOTDIR | Errno::LOOP))
+            if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) =>
+        {
+            open_app_dir(path)?.ok_or_else(|| io_refusal(path, errno))
+        }
+        Err(errno) => Err(io_refusal(path, errno)),
+    }
+}
+
+pub(super) fn list_dir(path: &Path) -> Result<Vec<DirItem>, Refusal> {
+    let fd = match rustix::fs::open(path, DIR_FLAGS, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(errno) => return Err(io_refusal(path, errno)),
+    };
+    list_fd(&fd, path)
+}
+
+fn list_fd(fd: &OwnedFd, path: &Path) -> Result<Vec<DirItem>, Refusal> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = rustix::fs::Dir::read_from(fd).map_err(|e| io_refusal(path, e))?;
+    let mut items = Vec::new();
+    for entry in dir {
+        let entry = entry.map_err(|e| io_refusal(path, e))?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let raw = match entry.file_type() {
+            rustix::fs::FileType::Unknown => {
+                rustix::fs::statat(fd, entry.file_name(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                    .map_or(rustix::fs::FileType::Unknown, |st| {
+                        rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    })
+            }
+            known => known,
+        };
+        items.push(DirItem {
+            name: std::ffi::OsStr::from_bytes(name).to_owned(),
+            file_type: from_raw(raw),
+        });
+    }
+    Ok(items)
+}
+
+pub(super) fn open_private_dir(path: &Path) -> Result<Option<OwnedFd>, Refusal> {
+    let fd = match rustix::fs::open(path, DIR_FLAGS, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(Errno::NOTDIR) => {
+            // O_DIRECTORY|O_NOFOLLOW on a symlink reports ENOTDIR on Linux; tell them apart.
+            let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            return Err(Refusal {
+                path: path.to_owned(),
+                kind: if is_link {
+                    RefusalKind::Symlink
+                } else {
+                    RefusalKind::WrongType("not a directory")
+                },
+            });
+        }
+        Err(errno) => return Err(io_refusal(path, errno)),
+    };
+    let facts = facts_of(&fd).map_err(|e| io_refusal(path, e))?;
+    check_private(facts, true, current_uid()).map_err(|kind| Refusal {
+        path: path.to_owned(),
+        kind,
+    })?;
+    Ok(Some(fd))
+}
+
+pub(super) fn read_private_file(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, Refusal> {
+    let Some(dir_fd) = open_private_dir(dir)? else {
+        return Ok(None);
+    };
+    let path = dir.join(name);
+    let Some((file, facts)) = open_regular_at(&dir_fd, Path::new(name), &path)? else {
+        return Ok(None);
+    };
+    check_private(facts, false, current_uid()).map_err(|kind| Refusal {
+        path: path.clone(),
+        kind,
+    })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SECRET_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Refusal {
+            path: path.clone(),
+            kind: RefusalKind::Io(e.kind(), e.to_string()),
+        })?;
+    if bytes.len() as u64 > MAX_SECRET_BYTES {
+        return Err(Refusal {
+            path,
+            kind: RefusalKind::TooLarge {
+                size: bytes.len() as u64,
+                limit: MAX_SECRET_BYTES,
+            },
+        });
+    }
+    Ok(Some(bytes))
+}
+
+pub(super) fn ensure_private_dir(path: &Path) -> Result<(), Refusal> {
+    if let Some(parent) = path.parent() {
+        ensure_dir(parent)?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(Refusal {
+                path: path.to_owned(),
+                kind: RefusalKind::Io(e.kind(), e.to_string()),
+            });
+        }
+    }
+    open_private_dir(path)?.map(|_| ()).ok_or_else(|| Refusal {
+        path: path.to_owned(),
+        kind: RefusalKind::Io(
+            io::ErrorKind::NotFound,
+            "vanished while being created".into(),
+        ),
+    })
+}
+
+pub(super) fn ensure_dir(path: &Path) -> Result<(), Refusal> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| Refusal {
+            path: path.to_owned(),
+            kind: RefusalKind::Io(e.kind(), e.to_string()),
+        })
+}
+
+/// A temporary file in `dir` holding `bytes`, with permission bits exactly `mode`.
+fn temp_file_with(dir: &Path, bytes: &[u8], mode: u32) -> io::Result<tempfile::NamedTempFile> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    Ok(tmp)
+}
+
+pub(super) fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = temp_file_with(dir, bytes, mode)?;
+    tmp.as_file().sync_all()?;
+    // The umask may have narrowed the mode; it can never have widened it, but make it exact.
+    tmp.as_file()
+        .set_permissions(Permissions::from_mode(mode))?;
+    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
+    let dir_fd = open_dir(dir).map_err(Refusal::into_io_error)?;
+    File::from(dir_fd).sync_all()
+}
+
+pub(super) fn write_replacing(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = temp_file_with(dir, bytes, mode)?;
+    tmp.as_file()
+        .set_permissions(Permissions::from_mode(mode))?;
+    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
+    Ok(())
+}
+
+pub(super) fn remove_stale_temp_files(dir: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(fd) = open_dir(dir) else {
+        return;
+    };
+    let Ok(items) = list_fd(&fd, dir) else {
+        return;
+    };
+    for item in items {
+        if item.file_type != FileType::RegularFile || !item.name.as_bytes().starts_with(b".tmp-") {
+            continue;
+        }
+        // Checked again right before removal, relative to the directory and not following
+        // a symlink; `unlinkat` removes a name, never what a symlink points to.
+        let Ok(stat) = rustix::fs::statat(&fd, &item.name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+        else {
+            continue;
+        };
+        let modified = std::time::UNIX_EPOCH
+            + std::time::Duration::new(
+                u64::try_from(stat.st_mtime).unwrap_or(0),
+                u32::try_from(stat.st_mtime_nsec).unwrap_or(0),
+            );
+        let stale = modified.elapsed().is_ok_and(|age| age > STALE_TEMP_AGE);
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile
+            && stale
+        {
+            let _ = rustix::fs::unlinkat(&fd, &item.name, rustix::fs::AtFlags::empty());
+        }
+    }
+}
