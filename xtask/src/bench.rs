@@ -75,7 +75,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
     Ok(options)
 }
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives one level below the repository root")
@@ -177,7 +177,7 @@ impl Drop for Scratch {
 }
 
 /// `exe args` with a cleared environment: HOME only (the set-up runs of `acme` add PATH).
-fn command(exe: &Path, home: &Path, args: &[&str]) -> Command {
+pub(crate) fn command(exe: &Path, home: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(exe);
     command
         .args(args)
@@ -188,7 +188,7 @@ fn command(exe: &Path, home: &Path, args: &[&str]) -> Command {
 }
 
 /// Runs `command` to completion, failing with its stderr unless it exits 0.
-fn run_checked(mut command: Command, what: &str) -> anyhow::Result<()> {
+pub(crate) fn run_checked(mut command: Command, what: &str) -> anyhow::Result<()> {
     let output = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -205,7 +205,7 @@ fn run_checked(mut command: Command, what: &str) -> anyhow::Result<()> {
 }
 
 /// The `*.json` files in every directory named `uploads-pending` below `dir`.
-fn pending_payloads(dir: &Path, found: &mut Vec<PathBuf>) {
+pub(crate) fn pending_payloads(dir: &Path, found: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -321,14 +321,14 @@ fn millis(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
 }
 
 /// The sample at quantile `q` (0..=1) of sorted `samples`.
-fn quantile(samples: &[Duration], q: f64) -> Duration {
+pub(crate) fn quantile(samples: &[Duration], q: f64) -> Duration {
     let i = ((samples.len() - 1) as f64 * q).round() as usize;
     samples[i]
 }

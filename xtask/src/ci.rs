@@ -50,6 +50,26 @@ const STEPS: &[(&str, Step)] = &[
         ),
     ),
     (
+        // Every platform compiles (issue #17): what an app depends on, uploader included, built
+        // for Windows, where the Unix store is left out and telemetry fails closed. A check
+        // links nothing, so no Windows linker is needed (ring's C code needs mingw's gcc).
+        "check for Windows (x86_64-pc-windows-gnu, --features upload)",
+        Step::Cargo(
+            &[
+                "check",
+                "--target",
+                "x86_64-pc-windows-gnu",
+                "-p",
+                "telemetry-core",
+                "-p",
+                "telemetry-cli",
+                "--features",
+                "telemetry-cli/upload",
+            ],
+            &[("RUSTFLAGS", "-D warnings")],
+        ),
+    ),
+    (
         "tests (default features)",
         Step::Cargo(&["test", "--workspace"], &[]),
     ),
@@ -75,6 +95,36 @@ const STEPS: &[(&str, Step)] = &[
         Step::Cargo(
             &["doc", "--workspace", "--no-deps"],
             &[("RUSTDOCFLAGS", "-D warnings")],
+        ),
+    ),
+    (
+        // What `cargo publish` would upload, packaged in dependency order (the unpublished
+        // workspace crates resolve through cargo's local overlay); it uploads nothing.
+        // `--allow-dirty`: ci checks the working tree before it is committed. `--no-verify`:
+        // cargo's verification builds an unpublished dependency from the copy it unpacked the
+        // first time it saw the version, so it passes or fails on stale code, and it builds no
+        // tests; `xtask/tests/publish.rs` (in the test steps) builds every package with its
+        // tests from these `.crate` files and checks their metadata.
+        "package (shipped crates, no upload)",
+        Step::Cargo(
+            &[
+                "package",
+                "--allow-dirty",
+                "--no-verify",
+                "-p",
+                "telemetry-derive",
+                "-p",
+                "telemetry-schema",
+                "-p",
+                "telemetry-core",
+                "-p",
+                "telemetry-transport",
+                "-p",
+                "telemetry-cli",
+                "-p",
+                "telemetry-collector",
+            ],
+            &[],
         ),
     ),
 ];

@@ -14,6 +14,8 @@
 mod audit;
 mod bench;
 mod bench_collector;
+mod bench_footprint;
+mod bench_host;
 mod ci;
 mod codegen;
 
@@ -27,6 +29,8 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(&args[1..]),
         Some("bench-cli") => bench::run(&args[1..]),
         Some("bench-collector") => bench_collector::run(&args[1..]),
+        Some("bench-footprint") => bench_footprint::run(&args[1..]),
+        Some("bench-host") => bench_host::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <codegen [--check] | audit [--json] | ci | bench-cli [--iterations N] [--payloads N] | bench-collector [--payloads N] [--connections C] [--stored N] [--compare N] [--quick]>"

@@ -198,9 +198,10 @@ pub(crate) fn verify(telemetry: &Telemetry, target: &str, json: bool, io: &mut I
          already sent today costs nothing again); {} report(s) dropped at the cap",
         privacy.ledger.epsilon_cap, privacy.ledger.epsilon_spent, privacy.ledger.dropped_reports
     )?;
-    let fields = privacy.dp.iter().filter_map(|f| {
-        Some((f.event.as_str(), f.field.as_str(), f.params.epsilon()?))
-    });
+    let fields = privacy
+        .dp
+        .iter()
+        .filter_map(|f| Some((f.event.as_str(), f.field.as_str(), f.params.epsilon()?)));
     crate::commands::write_allowance(
         out,
         &telemetry_core::budget::allowance(privacy.ledger.epsilon_cap, fields),

@@ -100,11 +100,17 @@ mod tests {
             ],
         );
         assert_eq!(a.len(), 3);
-        assert_eq!((a[0].epsilon_per_new_report, a[0].new_reports_a_day), (4.0, Some(16)));
+        assert_eq!(
+            (a[0].epsilon_per_new_report, a[0].new_reports_a_day),
+            (4.0, Some(16))
+        );
         // 64 / 0.3 = 213.3…
         assert_eq!(a[1].new_reports_a_day, Some(213));
         assert_eq!(a[2].new_reports_a_day, None, "a free report is not limited");
         // 0.1 × 30 is 3.0000000000000004 in floats: still 30 reports fit, as in the ledger.
-        assert_eq!(allowance(3.0, [("d", "f", 0.1)])[0].new_reports_a_day, Some(30));
+        assert_eq!(
+            allowance(3.0, [("d", "f", 0.1)])[0].new_reports_a_day,
+            Some(30)
+        );
     }
 }

@@ -731,7 +731,6 @@ impl Recorder {
         })
     }
 
-
     /// Charges today's budget for what the buffered reports reveal, under a lock on
     /// `ledger.lock` so the cap holds across concurrent processes, and returns the reports that
     /// fit with the number dropped.
@@ -839,11 +838,13 @@ pub(crate) fn spent_today(path: &Path, day: telemetry_schema::Day) -> Option<f64
     if ledger.day != day.to_string() {
         return None;
     }
-    Some(if ledger.epsilon_spent.is_finite() && ledger.epsilon_spent >= 0.0 {
-        ledger.epsilon_spent
-    } else {
-        f64::INFINITY
-    })
+    Some(
+        if ledger.epsilon_spent.is_finite() && ledger.epsilon_spent >= 0.0 {
+            ledger.epsilon_spent
+        } else {
+            f64::INFINITY
+        },
+    )
 }
 
 /// Most answer keys the ledger keeps a day (8 bytes each, about 20 in JSON).
@@ -1104,8 +1105,15 @@ mod tests {
         let memo = Memoizer::new(&[7; 32]);
         let fresh = |size: i64| {
             vec![
-                Some(FieldValue::Integer(memo.randomize("sized", "size", m, size))),
-                Some(FieldValue::Bool(memo.randomize("sized", "flag", rr, size % 3 == 0))),
+                Some(FieldValue::Integer(
+                    memo.randomize("sized", "size", m, size),
+                )),
+                Some(FieldValue::Bool(memo.randomize(
+                    "sized",
+                    "flag",
+                    rr,
+                    size % 3 == 0,
+                ))),
             ]
         };
         {
@@ -1132,7 +1140,11 @@ mod tests {
         drop(state);
         let warnings = r.misuse_warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].message.contains("more than 64 distinct reports"));
+        assert!(
+            warnings[0]
+                .message
+                .contains("more than 64 distinct reports")
+        );
     }
 
     struct Misfit(u8);
@@ -1204,9 +1216,16 @@ mod tests {
             }
             assert_eq!(r.buffered(), 0, "case {case}: a misfit was kept");
             let warnings: Vec<String> = r.misuse_warnings().iter().map(|w| w.to_string()).collect();
-            assert_eq!(warnings.len(), 1, "case {case}: once per run: {warnings:#?}");
+            assert_eq!(
+                warnings.len(),
+                1,
+                "case {case}: once per run: {warnings:#?}"
+            );
             assert!(warnings[0].contains(want), "case {case}: {warnings:#?}");
-            assert!(warnings[0].contains("the report is dropped"), "{warnings:#?}");
+            assert!(
+                warnings[0].contains("the report is dropped"),
+                "{warnings:#?}"
+            );
         }
         let r = misfit_recorder();
         let event = Misfit(5);
@@ -1214,10 +1233,18 @@ mod tests {
         assert_eq!(r.buffered(), 1, "a fitting report is kept");
         // An unregistered event: dropped, not counted, warned about once.
         r.record(SizeEvent::NAME, &|out| {
-            SizeEvent { size: 1, flag: true }.values(out)
+            SizeEvent {
+                size: 1,
+                flag: true,
+            }
+            .values(out)
         });
         r.record(SizeEvent::NAME, &|out| {
-            SizeEvent { size: 1, flag: true }.values(out)
+            SizeEvent {
+                size: 1,
+                flag: true,
+            }
+            .values(out)
         });
         assert_eq!(r.buffered(), 1);
         let unknown: Vec<_> = r

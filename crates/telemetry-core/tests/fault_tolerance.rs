@@ -435,7 +435,10 @@ fn the_ledger_cap_holds_across_concurrent_processes() {
             .count();
         dropped += ledger.dropped_reports as usize;
     }
-    assert!(dropped > 0, "the cap was never reached: the test checked nothing");
+    assert!(
+        dropped > 0,
+        "the cap was never reached: the test checked nothing"
+    );
     let ledger: serde_json::Value =
         serde_json::from_slice(&fs::read(home.join(".config/acme/ledger.json")).unwrap())
             .expect("the ledger is valid JSON");

@@ -106,7 +106,9 @@ fn an_invalid_declaration_turns_telemetry_off_and_says_which() {
         let names_it = match what {
             "ε" => warning.message.contains("bad_epsilon") && warning.message.contains("NaN"),
             "name" => warning.message.contains("Bad Name!"),
-            _ => warning.message.contains("two different event types are named `ran`"),
+            _ => warning
+                .message
+                .contains("two different event types are named `ran`"),
         };
         assert!(names_it, "{what}: {warning}");
         t.record(&Ran { ok: true });
@@ -138,7 +140,11 @@ fn an_unregistered_event_is_dropped_with_a_warning_and_not_counted() {
     let before = t.buffered_events();
     t.record(&Unregistered);
     t.record(&Unregistered);
-    assert_eq!(t.buffered_events(), before, "an unregistered event was counted");
+    assert_eq!(
+        t.buffered_events(),
+        before,
+        "an unregistered event was counted"
+    );
     let warnings = t.recording_warnings();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
@@ -156,7 +162,9 @@ fn an_unregistered_event_is_dropped_with_a_warning_and_not_counted() {
 fn an_ignored_builder_setting_is_a_warning() {
     let home = tempfile::tempdir().unwrap();
     for cap in [0.0, -1.0, f64::NAN, 5000.0] {
-        let t = builder(home.path()).daily_epsilon_cap(cap).build_inspector();
+        let t = builder(home.path())
+            .daily_epsilon_cap(cap)
+            .build_inspector();
         assert_eq!(t.budget().daily_cap, 64.0);
         assert!(
             t.warnings()
@@ -166,7 +174,9 @@ fn an_ignored_builder_setting_is_a_warning() {
             t.warnings()
         );
     }
-    let t = builder(home.path()).daily_epsilon_cap(8.0).build_inspector();
+    let t = builder(home.path())
+        .daily_epsilon_cap(8.0)
+        .build_inspector();
     assert!(t.warnings().is_empty(), "{:?}", t.warnings());
     assert_eq!(t.budget().daily_cap, 8.0);
 }
@@ -189,11 +199,18 @@ fn runtime_version_is_the_compiler_that_built_the_host() {
         .to_owned();
     let home = enabled_home();
     let t = builder(home.path()).build();
-    let path = t.flush().unwrap().expect("component_initialized is recorded");
+    let path = t
+        .flush()
+        .unwrap()
+        .expect("component_initialized is recorded");
     let payload: serde_json::Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
     let event = &payload["events"][0];
     assert_eq!(event["name"], "component_initialized");
-    assert_eq!(event["fields"]["runtime_version"], expected.as_str(), "{event}");
+    assert_eq!(
+        event["fields"]["runtime_version"],
+        expected.as_str(),
+        "{event}"
+    );
 }
 
 #[test]
@@ -208,7 +225,12 @@ fn status_shows_the_budget_and_the_posture_document() {
         Some("https://example.org/acme/telemetry")
     );
     assert_eq!(status.budget.spent_today, None);
-    let ran = status.budget.events.iter().find(|e| e.event == "ran").unwrap();
+    let ran = status
+        .budget
+        .events
+        .iter()
+        .find(|e| e.event == "ran")
+        .unwrap();
     assert_eq!(ran.new_reports_a_day, Some(64));
     let t = b.clone().build();
     t.record(&Ran { ok: true });
@@ -216,5 +238,11 @@ fn status_shows_the_budget_and_the_posture_document() {
     // component_initialized (1) and ran.ok (1): charged once, read back without writing.
     let status = b.build_inspector().status();
     assert_eq!(status.budget.spent_today, Some(2.0));
-    assert!(builder(home.path()).build_inspector().status().posture.is_none());
+    assert!(
+        builder(home.path())
+            .build_inspector()
+            .status()
+            .posture
+            .is_none()
+    );
 }

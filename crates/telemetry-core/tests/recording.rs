@@ -173,10 +173,9 @@ fn the_daily_cap_drops_new_answers_and_says_so_and_repeats_stay_free() {
     assert!(ledger.epsilon_spent <= ledger.epsilon_cap);
     assert_eq!(env.events.len() + ledger.dropped_reports as usize, reports);
     assert!(ledger.dropped_reports > 0, "{ledger:?}");
-    let on_disk: serde_json::Value = serde_json::from_slice(
-        &fs::read(home.path().join(".config/acme/ledger.json")).unwrap(),
-    )
-    .unwrap();
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&fs::read(home.path().join(".config/acme/ledger.json")).unwrap())
+            .unwrap();
     let spent = on_disk["epsilon_spent"].as_f64().unwrap();
     assert!(spent <= 8.0 + 1e-9 && spent > 8.0 - 3.0, "{on_disk}");
     // The next run of the day: its new answer does not fit, but component_initialized (an
@@ -229,7 +228,11 @@ fn an_unreadable_ledger_fails_closed_and_is_replaced_atomically() {
         // Today's budget counts as spent: both reports dropped, and no payload without events.
         assert_eq!(written, None, "{what}");
         let pending = home.path().join(".config/acme/uploads-pending");
-        assert_eq!(fs::read_dir(&pending).map_or(0, Iterator::count), 0, "{what}");
+        assert_eq!(
+            fs::read_dir(&pending).map_or(0, Iterator::count),
+            0,
+            "{what}"
+        );
         // The ledger was rewritten whole (by rename), readable and 0600.
         let rewritten: serde_json::Value =
             serde_json::from_slice(&fs::read(&ledger).unwrap()).unwrap();
@@ -381,7 +384,11 @@ fn the_payload_states_the_redaction_outcome_and_counts() {
     assert_eq!(outcome(&e), (RedactionStatus::Rejected, 1, 1));
     assert_eq!(
         notes(&e),
-        [Some(clean.to_owned()), Some("cannot open <path> now".to_owned()), None]
+        [
+            Some(clean.to_owned()),
+            Some("cannot open <path> now".to_owned()),
+            None
+        ]
     );
 }
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+#[cfg(feature = "json-schema")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +18,8 @@ pub const CATALOG_SCHEMA_ID: &str = "telemetry-toolkit.catalog";
 pub const CATALOG_VERSION: &str = "1.0.0";
 
 /// `schema.id` of a catalogue: a closed enum with one value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 pub enum CatalogSchemaId {
     /// `"telemetry-toolkit.catalog"`.
     #[serde(rename = "telemetry-toolkit.catalog")]
@@ -25,7 +27,8 @@ pub enum CatalogSchemaId {
 }
 
 /// Which schema (and version) a catalogue follows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CatalogSchemaRef {
     /// Always `"telemetry-toolkit.catalog"`.
@@ -35,7 +38,8 @@ pub struct CatalogSchemaRef {
 }
 
 /// What kind of value a field holds, with its domain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FieldKind {
     /// `true` / `false`.
@@ -43,7 +47,7 @@ pub enum FieldKind {
     /// One label of a closed set.
     Enum {
         /// The domain, in declared order (its SHA-256 is in the DP block).
-        #[schemars(length(min = 2, max = 4096))]
+        #[cfg_attr(feature = "json-schema", schemars(length(min = 2, max = 4096)))]
         values: Vec<Label>,
     },
     /// An integer, clamped to `[min, max]` before noise.
@@ -58,7 +62,7 @@ pub enum FieldKind {
     /// so indices run from 0 to `bounds_ms.len()`.
     Duration {
         /// Strictly increasing upper bounds in milliseconds.
-        #[schemars(length(min = 1, max = 64))]
+        #[cfg_attr(feature = "json-schema", schemars(length(min = 1, max = 64)))]
         bounds_ms: Vec<u64>,
     },
     /// A semantic version.
@@ -66,7 +70,7 @@ pub enum FieldKind {
     /// Free text the app explicitly declared; sent after redaction, not randomised.
     Text {
         /// Maximum length after redaction (≤ 200).
-        #[schemars(range(min = 1, max = 200))]
+        #[cfg_attr(feature = "json-schema", schemars(range(min = 1, max = 200)))]
         max_len: u32,
     },
 }
@@ -117,13 +121,14 @@ impl FieldKind {
 }
 
 /// One field of an event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FieldSpec {
     /// Field name.
     pub name: Identifier,
     /// What it means, for people.
-    #[schemars(length(max = 500))]
+    #[cfg_attr(feature = "json-schema", schemars(length(max = 500)))]
     pub description: String,
     /// Kind and domain.
     pub kind: FieldKind,
@@ -224,16 +229,17 @@ impl FieldSpec {
 }
 
 /// One event an app may emit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventSpec {
     /// Event name.
     pub name: Identifier,
     /// What it means, for people.
-    #[schemars(length(max = 500))]
+    #[cfg_attr(feature = "json-schema", schemars(length(max = 500)))]
     pub description: String,
     /// Its fields.
-    #[schemars(length(max = 64))]
+    #[cfg_attr(feature = "json-schema", schemars(length(max = 64)))]
     pub fields: Vec<FieldSpec>,
 }
 
@@ -278,9 +284,13 @@ impl EventSpec {
 }
 
 /// Every event an app may emit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "Telemetry event catalogue v1")]
+#[cfg_attr(
+    feature = "json-schema",
+    schemars(title = "Telemetry event catalogue v1")
+)]
 pub struct Catalog {
     /// Schema id and version.
     pub schema: CatalogSchemaRef,
@@ -288,7 +298,7 @@ pub struct Catalog {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<NameVersion>,
     /// Events.
-    #[schemars(length(max = 1024))]
+    #[cfg_attr(feature = "json-schema", schemars(length(max = 1024)))]
     pub events: Vec<EventSpec>,
 }
 

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+#[cfg(feature = "json-schema")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -13,7 +14,8 @@ use crate::ids::{Label, Sha256Hex};
 pub const MAX_EPSILON: f64 = 20.0;
 
 /// The privacy unit an ε is accounted against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PrivacyUnit {
     /// ε bounds what one report reveals.
@@ -23,7 +25,8 @@ pub enum PrivacyUnit {
 }
 
 /// The exact sampler the core used. Samplers never use `ln(uniform)` floating-point tricks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 pub enum SamplerId {
     /// Exact Bernoulli sampling (Canonne–Kamath–Steinke 2020) for binary randomised response.
     #[serde(rename = "cks2020-rr")]
@@ -40,7 +43,8 @@ pub enum SamplerId {
 }
 
 /// The estimator that de-biases collected reports of this field (see the `estimate` module).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 pub enum EstimatorId {
     /// De-biased proportion of binary randomised response (`estimate_rr_proportion`).
     #[serde(rename = "rr-debias-v1")]
@@ -60,25 +64,27 @@ pub enum EstimatorId {
 }
 
 /// The domain of a closed enum, by size and digest (the labels themselves are in the catalogue).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnumDomain {
     /// Number of labels, k ≥ 2.
-    #[schemars(range(min = 2, max = 4096))]
+    #[cfg_attr(feature = "json-schema", schemars(range(min = 2, max = 4096)))]
     pub size: u32,
     /// SHA-256 over the labels in declared order, each followed by `\n`.
     pub sha256: Sha256Hex,
 }
 
 /// An inclusive clamp range for integers: true values are clamped into `[min, max]` before noise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClampRange {
     /// Smallest value (inclusive).
-    #[schemars(range(min = -1_000_000_000_000i64, max = 1_000_000_000_000i64))]
+    #[cfg_attr(feature = "json-schema", schemars(range(min = -1_000_000_000_000i64, max = 1_000_000_000_000i64)))]
     pub min: i64,
     /// Largest value (inclusive), greater than `min`.
-    #[schemars(range(min = -1_000_000_000_000i64, max = 1_000_000_000_000i64))]
+    #[cfg_attr(feature = "json-schema", schemars(range(min = -1_000_000_000_000i64, max = 1_000_000_000_000i64)))]
     pub max: i64,
 }
 
@@ -116,25 +122,26 @@ pub fn domain_sha256<S: AsRef<str>>(labels: &[S]) -> Sha256Hex {
 /// The JSON form is an object tagged by `"mechanism"`. Privacy parameters are named `epsilon`
 /// and `delta` on the wire. `p`, `q` and `scale` are derived from ε and the domain and are
 /// re-checked by `MechanismParams::check`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(tag = "mechanism", rename_all = "snake_case", deny_unknown_fields)]
 pub enum MechanismParams {
     /// Binary randomised response (booleans): the true bit is reported with probability
     /// `p = e^ε/(1+e^ε)`, flipped with `q = 1 - p`.
     RandomizedResponse {
         /// ε.
-        #[schemars(range(max = 20.0), extend("exclusiveMinimum" = 0))]
+        #[cfg_attr(feature = "json-schema", schemars(range(max = 20.0), extend("exclusiveMinimum" = 0)))]
         epsilon: f64,
         /// δ (0: pure ε-LDP).
-        #[schemars(range(min = 0.0, max = 0.0))]
+        #[cfg_attr(feature = "json-schema", schemars(range(min = 0.0, max = 0.0)))]
         delta: f64,
         /// Privacy unit.
         unit: PrivacyUnit,
         /// Probability of reporting the true value.
-        #[schemars(range(min = 0.5, max = 1.0))]
+        #[cfg_attr(feature = "json-schema", schemars(range(min = 0.5, max = 1.0)))]
         p: f64,
         /// Probability of reporting the other value.
-        #[schemars(range(min = 0.0, max = 0.5))]
+        #[cfg_attr(feature = "json-schema", schemars(range(min = 0.0, max = 0.5)))]
         q: f64,
         /// Sampler.
         sampler: SamplerId,
@@ -147,20 +154,20 @@ pub enum MechanismParams {
     /// `p = e^ε/(e^ε+k-1)`, each other label with `q = 1/(e^ε+k-1)`; out-of-domain → uniform.
     KRandomizedResponse {
         /// ε.
-        #[schemars(range(max = 20.0), extend("exclusiveMinimum" = 0))]
+        #[cfg_attr(feature = "json-schema", schemars(range(max = 20.0), extend("exclusiveMinimum" = 0)))]
         epsilon: f64,
         /// δ (0: pure ε-LDP).
-        #[schemars(range(min = 0.0, max = 0.0))]
+        #[cfg_attr(feature = "json-schema", schemars(range(min = 0.0, max = 0.0)))]
         delta: f64,
         /// Privacy unit.
         unit: PrivacyUnit,
         /// Domain size and digest.
         domain: EnumDomain,
         /// Probability of reporting the true label.
-        #[schemars(range(min = 0.0, max = 1.0))]
+        #[cfg_attr(feature = "json-schema", schemars(range(min = 0.0, max = 1.0)))]
         p: f64,
         /// Probability of reporting one given other label.
-        #[schemars(range(min = 0.0, max = 1.0))]
+        #[cfg_attr(feature = "json-schema", schemars(range(min = 0.0, max = 1.0)))]
         q: f64,
         /// Sampler.
         sampler: SamplerId,
@@ -173,20 +180,20 @@ pub enum MechanismParams {
     /// `P(Z = z) ∝ exp(-|z|/scale)` with `scale = sensitivity/ε`. Reports may fall outside the range.
     DiscreteLaplace {
         /// ε.
-        #[schemars(range(max = 20.0), extend("exclusiveMinimum" = 0))]
+        #[cfg_attr(feature = "json-schema", schemars(range(max = 20.0), extend("exclusiveMinimum" = 0)))]
         epsilon: f64,
         /// δ (0: pure ε-LDP).
-        #[schemars(range(min = 0.0, max = 0.0))]
+        #[cfg_attr(feature = "json-schema", schemars(range(min = 0.0, max = 0.0)))]
         delta: f64,
         /// Privacy unit.
         unit: PrivacyUnit,
         /// Clamp range of the true value.
         clamp: ClampRange,
         /// L1 sensitivity, `clamp.max - clamp.min`.
-        #[schemars(range(min = 1))]
+        #[cfg_attr(feature = "json-schema", schemars(range(min = 1)))]
         sensitivity: u64,
         /// Noise scale `sensitivity/ε`.
-        #[schemars(range(min = 0.0))]
+        #[cfg_attr(feature = "json-schema", schemars(range(min = 0.0)))]
         scale: f64,
         /// Sampler.
         sampler: SamplerId,
@@ -199,20 +206,20 @@ pub enum MechanismParams {
     /// `q + (x-min)/(max-min)·(p-q)` where `p = e^ε/(1+e^ε)`, `q = 1/(1+e^ε)`. Sent as a boolean.
     OneBitMean {
         /// ε.
-        #[schemars(range(max = 20.0), extend("exclusiveMinimum" = 0))]
+        #[cfg_attr(feature = "json-schema", schemars(range(max = 20.0), extend("exclusiveMinimum" = 0)))]
         epsilon: f64,
         /// δ (0: pure ε-LDP).
-        #[schemars(range(min = 0.0, max = 0.0))]
+        #[cfg_attr(feature = "json-schema", schemars(range(min = 0.0, max = 0.0)))]
         delta: f64,
         /// Privacy unit.
         unit: PrivacyUnit,
         /// Clamp range of the true value.
         clamp: ClampRange,
         /// Probability of a 1 when the value is `clamp.max`.
-        #[schemars(range(min = 0.5, max = 1.0))]
+        #[cfg_attr(feature = "json-schema", schemars(range(min = 0.5, max = 1.0)))]
         p: f64,
         /// Probability of a 1 when the value is `clamp.min`.
-        #[schemars(range(min = 0.0, max = 0.5))]
+        #[cfg_attr(feature = "json-schema", schemars(range(min = 0.0, max = 0.5)))]
         q: f64,
         /// Sampler.
         sampler: SamplerId,
@@ -225,7 +232,7 @@ pub enum MechanismParams {
     /// redactor removed paths, addresses and identifiers. No ε protects it.
     RedactionOnly {
         /// Maximum length in characters after redaction (at most 200).
-        #[schemars(range(min = 1, max = 200))]
+        #[cfg_attr(feature = "json-schema", schemars(range(min = 1, max = 200)))]
         max_len: u32,
     },
     /// Not randomised: sent exactly as declared (versions of the app, SDK or runtime, which are

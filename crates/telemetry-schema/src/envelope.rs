@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+#[cfg(feature = "json-schema")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +27,8 @@ pub const MAX_EVENTS: usize = 10_000;
 pub const MAX_FIELDS: usize = 64;
 
 /// `schema.id` of an envelope: a closed enum with one value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 pub enum EnvelopeSchemaId {
     /// `"telemetry-toolkit.envelope"`.
     #[serde(rename = "telemetry-toolkit.envelope")]
@@ -34,7 +36,8 @@ pub enum EnvelopeSchemaId {
 }
 
 /// Which schema (and which version of it) a document follows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnvelopeSchemaRef {
     /// Always `"telemetry-toolkit.envelope"`.
@@ -54,7 +57,8 @@ impl EnvelopeSchemaRef {
 }
 
 /// A name and a version (of the app or of the SDK).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NameVersion {
     /// Name, e.g. `"acme"` or `"telemetry-core"`.
@@ -74,7 +78,8 @@ impl NameVersion {
 }
 
 /// Operating system family (a closed set; unknown systems are `other`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum Os {
@@ -113,7 +118,8 @@ impl Os {
 }
 
 /// CPU architecture (a closed set; unknown architectures are `other`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum Arch {
@@ -148,7 +154,8 @@ impl Arch {
 }
 
 /// The platform, as two closed enums. Never a kernel version, host name or distribution string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Platform {
     /// OS family.
@@ -158,7 +165,8 @@ pub struct Platform {
 }
 
 /// The two identifiers a payload carries. Neither is linkable across days.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Ids {
     /// Random per process, never persisted.
@@ -168,7 +176,8 @@ pub struct Ids {
 }
 
 /// The period a payload covers: one day, never a finer timestamp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Period {
     /// The day (UTC).
@@ -176,7 +185,8 @@ pub struct Period {
 }
 
 /// Redacted free text, written `{"redacted": "..."}` so it can never be mistaken for a label.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TextValue {
     /// The text after redaction.
@@ -188,13 +198,17 @@ pub struct TextValue {
 /// Integers are reported after discrete Laplace noise and **may fall outside the declared
 /// range**; the estimators expect exactly that. `null` means the app did not record this
 /// optional field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(untagged)]
 pub enum FieldValue {
     /// A boolean (randomised response or a 1BitMean bit).
     Bool(bool),
     /// An integer (noised; may be outside the declared range).
-    Integer(#[schemars(range(min = -MAX_SAFE_INTEGER, max = MAX_SAFE_INTEGER))] i64),
+    Integer(
+        #[cfg_attr(feature = "json-schema", schemars(range(min = -MAX_SAFE_INTEGER, max = MAX_SAFE_INTEGER)))]
+         i64,
+    ),
     /// A closed-enum label.
     Label(Label),
     /// A version.
@@ -434,6 +448,7 @@ impl<'de> Deserialize<'de> for Fields {
 }
 
 /// The schema of the map it stands for (the generated schemas stay as they were).
+#[cfg(feature = "json-schema")]
 impl JsonSchema for Fields {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         <BTreeMap<Identifier, Option<FieldValue>>>::schema_name()
@@ -453,13 +468,14 @@ impl JsonSchema for Fields {
 }
 
 /// One event: a catalogue name and its typed fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     /// Event name from the app's closed catalogue.
     pub name: Identifier,
     /// Field values by field name; `null` means not recorded.
-    #[schemars(extend("maxProperties" = 64, "propertyNames" = {"pattern": "^[a-z][a-z0-9_]{0,63}$"}))]
+    #[cfg_attr(feature = "json-schema", schemars(extend("maxProperties" = 64, "propertyNames" = {"pattern": "^[a-z][a-z0-9_]{0,63}$"})))]
     pub fields: Fields,
 }
 
@@ -470,7 +486,8 @@ pub struct Event {
 /// entirely, else `redacted` if any had something replaced, else `clean`. `applied` is the 1.0.0
 /// value (redaction ran, outcome unstated); it stays valid but 1.1 producers no longer write it.
 /// `clean`, `redacted` and `rejected` are refused in documents declaring 1.0.x.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RedactionStatus {
     /// Every text field in this payload was redacted (format 1.0.0; outcome not stated).
@@ -518,7 +535,8 @@ fn is_zero(n: &u32) -> bool {
 ///
 /// The counts are optional (absent means 0) and exist since format 1.1.0, so a 1.0.0 document
 /// serialises exactly as before.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Redaction {
     /// Status.
@@ -602,7 +620,8 @@ impl Redaction {
 }
 
 /// The DP parameter block of one field of one event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FieldPrivacy {
     /// Event name.
@@ -614,27 +633,29 @@ pub struct FieldPrivacy {
 }
 
 /// Privacy-budget ledger state for the period.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LedgerState {
     /// ε spent by this install in the period, including this payload's reports.
-    #[schemars(range(min = 0.0, max = 1000.0))]
+    #[cfg_attr(feature = "json-schema", schemars(range(min = 0.0, max = 1000.0)))]
     pub epsilon_spent: f64,
     /// ε cap for the period; when reached, further reports are dropped.
-    #[schemars(range(min = 0.0, max = 1000.0))]
+    #[cfg_attr(feature = "json-schema", schemars(range(min = 0.0, max = 1000.0)))]
     pub epsilon_cap: f64,
     /// Number of events dropped (never sent) in this run because the budget was spent.
     pub dropped_reports: u32,
 }
 
 /// The privacy section: what an auditor needs to judge this payload alone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Privacy {
     /// Redaction status and rules version.
     pub redaction: Redaction,
     /// One parameter block per (event, field) that appears in `events`.
-    #[schemars(length(max = 4096))]
+    #[cfg_attr(feature = "json-schema", schemars(length(max = 4096)))]
     pub dp: Vec<FieldPrivacy>,
     /// Ledger state.
     pub ledger: LedgerState,
@@ -644,9 +665,13 @@ pub struct Privacy {
 ///
 /// Every string in it is a closed enum, a version, an identifier with a checked format, or text
 /// the app declared as text and the core redacted; unknown properties are refused.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "Telemetry payload envelope v1")]
+#[cfg_attr(
+    feature = "json-schema",
+    schemars(title = "Telemetry payload envelope v1")
+)]
 pub struct Envelope {
     /// Schema id and version.
     pub schema: EnvelopeSchemaRef,
@@ -663,7 +688,7 @@ pub struct Envelope {
     /// The day.
     pub period: Period,
     /// Events, already randomised.
-    #[schemars(length(max = 10000))]
+    #[cfg_attr(feature = "json-schema", schemars(length(max = 10000)))]
     pub events: Vec<Event>,
     /// Redaction, DP parameters and ledger state.
     pub privacy: Privacy,

@@ -6,12 +6,15 @@
 //! above U+FFFF, which only the Rust check refuses). None of these formats can hold a path (`/`,
 //! `\`), an e-mail address or user name (`@`), whitespace, control or format characters.
 
-use std::borrow::Cow;
 use std::fmt;
 
+// The `JsonSchema` impls only feed `codegen` (feature `json-schema`).
+#[cfg(feature = "json-schema")]
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smol_str::SmolStr;
+#[cfg(feature = "json-schema")]
+use std::borrow::Cow;
 
 /// Why a string was refused by one of the checked string types.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +136,7 @@ macro_rules! checked_string {
             }
         }
 
+        #[cfg(feature = "json-schema")]
         impl JsonSchema for $name {
             fn schema_name() -> Cow<'static, str> {
                 stringify!($name).into()
@@ -494,6 +498,7 @@ impl From<Day> for String {
     }
 }
 
+#[cfg(feature = "json-schema")]
 impl JsonSchema for Day {
     fn schema_name() -> Cow<'static, str> {
         "Day".into()
@@ -615,6 +620,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "validate")]
     fn the_redacted_text_pattern_refuses_what_the_rust_check_refuses() {
         // Every character of the Basic Multilingual Plane (and a sample above it) alone, through
         // the JSON Schema pattern and through the Rust check: the same answer, except for the

@@ -24,6 +24,17 @@
 //! The wire format, the DP block, the estimators and the versioning rules are specified in
 //! `docs/telemetry/v1/SPEC.md`.
 //!
+//! ## Features
+//! Both are on by default, for whoever checks payloads (the CLI, a collector, CI). An app's
+//! recording path needs neither: `telemetry-core` depends on this crate with
+//! `default-features = false`, which keeps about 50 crates (a JSON Schema validator, its regex
+//! engines, schemars) out of the app's build.
+//! - `validate`: [`validate_payload`] and [`validate_catalog`], the JSON Schema check of untrusted
+//!   bytes (the `jsonschema` crate). Without it, [`decode_payload`] still decodes and checks
+//!   everything but the schema, and the committed schemas are still here as text.
+//! - `json-schema`: the `schemars::JsonSchema` impls of the wire types and [`codegen`], which
+//!   generates the committed schemas (`cargo xtask codegen`). Nothing needs it at run time.
+//!
 //! ## Example: build an envelope, serialise it, validate it
 //! ```
 //! use telemetry_schema::*;
@@ -68,6 +79,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+#[cfg(feature = "json-schema")]
 pub mod codegen;
 pub mod display;
 pub mod dp;
@@ -104,5 +116,7 @@ pub use ids::{
 };
 pub use validate::{
     MAX_DEPTH, MAX_PAYLOAD_BYTES, UnsupportedVersion, ValidatedPayload, ValidationError, Violation,
-    catalog_schema_json, decode_payload, envelope_schema_json, validate_catalog, validate_payload,
+    catalog_schema_json, decode_payload, envelope_schema_json,
 };
+#[cfg(feature = "validate")]
+pub use validate::{validate_catalog, validate_payload};

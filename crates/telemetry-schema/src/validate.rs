@@ -14,17 +14,26 @@
 //! A document is checked against the schema of the version it declares: the newest known
 //! version of a major uses the committed generated schema, older minor versions their frozen copy
 //! under `schemas/v1/released/` (so a 1.0.0 document cannot carry what 1.1.0 added).
+//!
+//! The JSON Schema check ([`validate_payload`], [`validate_catalog`]) needs the `validate` feature
+//! (on by default): it links a JSON Schema validator and its regex engines, which an app that
+//! only records payloads does not need. [`decode_payload`], the committed schemas' text and the
+//! error types are always here.
 
 use std::fmt;
+#[cfg(feature = "validate")]
 use std::sync::OnceLock;
 
+#[cfg(feature = "validate")]
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::catalog::{CATALOG_VERSION, Catalog};
-use crate::envelope::{
-    ConsistencyError, ENVELOPE_SCHEMA_ID, ENVELOPE_VERSION, Envelope, Event, MAX_EVENTS,
-};
+use crate::catalog::CATALOG_VERSION;
+#[cfg(feature = "validate")]
+use crate::catalog::Catalog;
+use crate::envelope::{ConsistencyError, ENVELOPE_SCHEMA_ID, ENVELOPE_VERSION, Envelope};
+#[cfg(feature = "validate")]
+use crate::envelope::{Event, MAX_EVENTS};
 use crate::ids::Version;
 
 /// Largest accepted document, in bytes (4 MiB).
@@ -38,16 +47,20 @@ pub const MAX_REPORTED_VIOLATIONS: usize = 50;
 /// the document (4 MiB of empty events holds 2.8 million violations), for no more information.
 pub const MAX_COUNTED_VIOLATIONS: usize = 10_000;
 /// Characters of a violation's message kept (longer ones end with `…`).
+#[cfg(feature = "validate")]
 const MESSAGE_CHARS: usize = 300;
 /// JSON nodes the fast path builds outside `events` (a valid document has at most about 4096
 /// DP blocks of about 20): a document with more goes the reference way, which bounds them.
+#[cfg(feature = "validate")]
 const FAST_PATH_NODES: usize = 1 << 17;
 /// The members of an envelope (every version's; `the_fast_path_knows_every_member` checks them
 /// against the schemas): the fast path leaves a document with any other to the reference path.
+#[cfg(feature = "validate")]
 const ENVELOPE_MEMBERS: [&str; 9] = [
     "app", "events", "ids", "period", "platform", "privacy", "run_id", "schema", "sdk",
 ];
 
+#[cfg(feature = "validate")]
 mod bounded;
 
 /// The committed v1 envelope schema.
@@ -397,8 +410,10 @@ fn check_depth(bytes: &[u8]) -> Result<(), ValidationError> {
     Ok(())
 }
 
+#[cfg(feature = "validate")]
 type Compiled = Result<jsonschema::Validator, String>;
 
+#[cfg(feature = "validate")]
 fn compile(text: &str) -> Compiled {
     let schema: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     jsonschema::options()
@@ -407,15 +422,18 @@ fn compile(text: &str) -> Compiled {
         .map_err(|e| e.to_string())
 }
 
+#[cfg(feature = "validate")]
 static COMPILED: [OnceLock<Compiled>; ENVELOPE_VERSIONS.len()] =
     [const { OnceLock::new() }; ENVELOPE_VERSIONS.len()];
 
 /// Whether the schema of `ENVELOPE_VERSIONS[index]` is compiled already.
+#[cfg(feature = "validate")]
 fn envelope_validator_ready(index: usize) -> bool {
     COMPILED.get(index).is_some_and(|cell| cell.get().is_some())
 }
 
 /// The compiled schema of `ENVELOPE_VERSIONS[index]`, compiled on first use.
+#[cfg(feature = "validate")]
 fn envelope_validator(index: usize) -> Result<&'static jsonschema::Validator, ValidationError> {
     let (Some(cell), Some((_, text))) = (COMPILED.get(index), ENVELOPE_VERSIONS.get(index)) else {
         return Err(ValidationError::Internal(format!(
@@ -427,6 +445,7 @@ fn envelope_validator(index: usize) -> Result<&'static jsonschema::Validator, Va
         .map_err(|e| ValidationError::Internal(e.clone()))
 }
 
+#[cfg(feature = "validate")]
 fn catalog_validator() -> Result<&'static jsonschema::Validator, ValidationError> {
     static V1: OnceLock<Compiled> = OnceLock::new();
     V1.get_or_init(|| compile(CATALOG_V1))
@@ -434,6 +453,7 @@ fn catalog_validator() -> Result<&'static jsonschema::Validator, ValidationError
         .map_err(|e| ValidationError::Internal(e.clone()))
 }
 
+#[cfg(feature = "validate")]
 fn schema_errors(validator: &jsonschema::Validator, value: &Value) -> Result<(), ValidationError> {
     // The common case first: a valid document, checked without building any error.
     if validator.is_valid(value) {
@@ -466,44 +486,55 @@ fn schema_errors(validator: &jsonschema::Validator, value: &Value) -> Result<(),
 /// Validates untrusted bytes as a telemetry envelope against the schema of the version it declares
 /// (a 1.0.0 document against the frozen 1.0.0 schema), then checks cross-section consistency, and
 /// returns the decoded envelope.
+#[cfg(feature = "validate")]
 pub fn validate_payload(bytes: &[u8]) -> Result<ValidatedPayload, ValidationError> {
-    decode(bytes, true)
+    check_size(bytes)?;
+    // Until every schema is compiled (the first validations in a process): compiling one costs
+    // about as much as parsing a large document, so the schema of the version the document
+    // declares (the newest if that cannot be read cheaply) is compiled on a second thread
+    // meanwhile. Computation only; the result is the same.
+    if !(0..ENVELOPE_VERSIONS.len()).all(envelope_validator_ready) {
+        let index = peek_declared_index(bytes).unwrap_or(ENVELOPE_VERSIONS.len() - 1);
+        if !envelope_validator_ready(index) {
+            return std::thread::scope(|scope| {
+                scope.spawn(|| envelope_validator(index));
+                decode_checked(bytes)
+            });
+        }
+    }
+    decode_checked(bytes)
 }
 
 /// Every check of [`validate_payload`] except the JSON Schema: bounds, JSON, envelope id,
 /// a known version, decoding into [`Envelope`] (formats of ids, labels, versions) and
 /// consistency. For listing stored payloads quickly (`telemetry show`), where compiling the
 /// schema would cost more than the rest of the process; validate before trusting or sending.
+/// Available without the `validate` feature.
 pub fn decode_payload(bytes: &[u8]) -> Result<ValidatedPayload, ValidationError> {
-    decode(bytes, false)
+    check_size(bytes)?;
+    // The typed fast path first; whatever it does not accept goes the reference way, whose
+    // errors are reported.
+    decode_typed(bytes).unwrap_or_else(|| {
+        let value = parse_bounded(bytes)?;
+        let (version, _) = declared_version(&value)?;
+        decode_value(value, version)
+    })
 }
 
-fn decode(bytes: &[u8], against_schema: bool) -> Result<ValidatedPayload, ValidationError> {
+fn check_size(bytes: &[u8]) -> Result<(), ValidationError> {
     if bytes.len() > MAX_PAYLOAD_BYTES {
         return Err(ValidationError::TooLarge {
             size: bytes.len(),
             limit: MAX_PAYLOAD_BYTES,
         });
     }
-    // Until every schema is compiled (the first validations in a process): compiling one costs
-    // about as much as parsing a large document, so the schema of the version the document
-    // declares (the newest if that cannot be read cheaply) is compiled on a second thread
-    // meanwhile. Computation only; the result is the same.
-    if against_schema && !(0..ENVELOPE_VERSIONS.len()).all(envelope_validator_ready) {
-        let index = peek_declared_index(bytes).unwrap_or(ENVELOPE_VERSIONS.len() - 1);
-        if !envelope_validator_ready(index) {
-            return std::thread::scope(|scope| {
-                scope.spawn(|| envelope_validator(index));
-                decode_bytes(bytes, against_schema)
-            });
-        }
-    }
-    decode_bytes(bytes, against_schema)
+    Ok(())
 }
 
 /// The index of the schema a document declares, read from its top-level `schema` member and
 /// nothing after it (the core writes that member first). `None` when there is no readable,
 /// known version before the document ends or stops being JSON; the full decode reports why.
+#[cfg(feature = "validate")]
 fn peek_declared_index(bytes: &[u8]) -> Option<usize> {
     use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess};
 
@@ -539,24 +570,16 @@ fn peek_declared_index(bytes: &[u8]) -> Option<usize> {
     found
 }
 
-/// The fast path first; whatever it does not accept goes the reference way (with the schema,
-/// the bounded one: [`bounded::decode_bounded`], whose result is [`decode_whole`]'s). The fast
-/// path skips the UTF-8 and depth scans: serde_json checks UTF-8 as it reads, a typed envelope
-/// cannot nest deeper than a few levels, and anything it refuses is scanned by the reference.
-fn decode_bytes(bytes: &[u8], against_schema: bool) -> Result<ValidatedPayload, ValidationError> {
-    let fast = if against_schema {
-        decode_split(bytes)
-    } else {
-        decode_typed(bytes)
-    };
-    fast.unwrap_or_else(|| {
+/// The fast path first; whatever it does not accept goes the reference way, the bounded one
+/// ([`bounded::decode_bounded`], whose result is [`decode_whole`]'s). The fast path skips the
+/// UTF-8 and depth scans: serde_json checks UTF-8 as it reads, a typed envelope cannot nest
+/// deeper than a few levels, and anything it refuses is scanned by the reference.
+#[cfg(feature = "validate")]
+fn decode_checked(bytes: &[u8]) -> Result<ValidatedPayload, ValidationError> {
+    decode_split(bytes).unwrap_or_else(|| {
         let text = bounded_text(bytes)?;
-        if against_schema {
-            let guess = peek_declared_index(bytes).unwrap_or(ENVELOPE_VERSIONS.len() - 1);
-            bounded::decode_bounded(text, guess)
-        } else {
-            decode_whole(text, against_schema)
-        }
+        let guess = peek_declared_index(bytes).unwrap_or(ENVELOPE_VERSIONS.len() - 1);
+        bounded::decode_bounded(text, guess)
     })
 }
 
@@ -578,12 +601,19 @@ fn decode_typed(bytes: &[u8]) -> Option<Result<ValidatedPayload, ValidationError
 /// The reference path: the whole document as one JSON value, checked against the whole schema,
 /// then decoded. Slow for large documents (every event becomes a tree of maps first), and the
 /// one whose errors are reported: any document the fast path does not accept comes here.
+#[cfg(feature = "validate")]
 fn decode_whole(text: &str, against_schema: bool) -> Result<ValidatedPayload, ValidationError> {
     let value: Value = serde_json::from_str(text).map_err(malformed)?;
     let (version, index) = declared_version(&value)?;
     if against_schema {
         schema_errors(envelope_validator(index)?, &value)?;
     }
+    decode_value(value, version)
+}
+
+/// A document's JSON value (checked against the schema, or not to be) as an [`Envelope`] whose
+/// sections are consistent.
+fn decode_value(value: Value, version: Version) -> Result<ValidatedPayload, ValidationError> {
     let envelope: Envelope = serde_json::from_value(value)
         .map_err(|e| ValidationError::Decode(truncate(&e.to_string(), 300)))?;
     envelope
@@ -602,6 +632,7 @@ fn decode_whole(text: &str, against_schema: bool) -> Result<ValidatedPayload, Va
 /// same integer range and field count), and the root schema asks of `events` only an array of at
 /// most [`MAX_EVENTS`] of them. `fast_path_agrees_with_the_reference` holds both paths equal on
 /// generated documents; `root_asks_of_events_only_items_and_count` pins the root schema.
+#[cfg(feature = "validate")]
 fn decode_split(bytes: &[u8]) -> Option<Result<ValidatedPayload, ValidationError>> {
     let Split {
         events: Some(events),
@@ -633,11 +664,13 @@ fn decode_split(bytes: &[u8]) -> Option<Result<ValidatedPayload, ValidationError
 /// A top-level JSON object with `events` decoded into typed events and every other member kept
 /// as JSON (at most [`FAST_PATH_NODES`] nodes of it). A repeated member, or more nodes, is
 /// refused (the reference path then decides).
+#[cfg(feature = "validate")]
 struct Split {
     events: Option<Vec<Event>>,
     rest: serde_json::Map<String, Value>,
 }
 
+#[cfg(feature = "validate")]
 impl<'de> Deserialize<'de> for Split {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
@@ -719,6 +752,7 @@ fn version_index(declared: &str) -> Result<(Version, usize), ValidationError> {
 }
 
 /// Validates untrusted bytes as an event catalogue (schema, then [`Catalog::check`]).
+#[cfg(feature = "validate")]
 pub fn validate_catalog(bytes: &[u8]) -> Result<Catalog, ValidationError> {
     let value = parse_bounded(bytes)?;
     if let Some(declared) = value.pointer("/schema/version").and_then(Value::as_str) {
@@ -770,6 +804,46 @@ mod tests {
         );
     }
 
+    /// What `show` relies on in an app built without `validate`: every check but the schema.
+    #[test]
+    fn decode_payload_needs_no_validator() {
+        let valid = include_bytes!("../fixtures/v1/valid/full.json");
+        let decoded = decode_payload(valid).unwrap();
+        assert_eq!(decoded.version.as_str(), "1.0.0");
+        assert!(!decoded.envelope.events.is_empty());
+
+        let refused = |bytes: &[u8]| decode_payload(bytes).unwrap_err();
+        assert!(matches!(
+            refused(include_bytes!("../fixtures/v1/invalid/malformed_json.json")),
+            ValidationError::Malformed { .. }
+        ));
+        assert!(matches!(
+            refused(include_bytes!(
+                "../fixtures/v1/invalid/future_major_version.json"
+            )),
+            ValidationError::UnsupportedVersion(_)
+        ));
+        assert!(matches!(
+            refused(include_bytes!(
+                "../fixtures/v1/invalid/not_an_envelope.json"
+            )),
+            ValidationError::NotAnEnvelope { found: Some(_) }
+        ));
+        assert!(matches!(
+            refused(&vec![b' '; MAX_PAYLOAD_BYTES + 1]),
+            ValidationError::TooLarge { .. }
+        ));
+        // Refused by the typed decode, not only by the schema: a run id that is not a UUIDv7.
+        let text = std::str::from_utf8(valid).unwrap();
+        let run_id = "01912d68-783e-7a03-8467-5661c1243ad4";
+        assert!(text.contains(run_id));
+        let bad = text.replace(run_id, "01912d68-783e-4a03-8467-5661c1243ad4");
+        assert!(matches!(
+            refused(bad.as_bytes()),
+            ValidationError::Decode(_)
+        ));
+    }
+
     #[test]
     fn depth_scan_ignores_brackets_in_strings() {
         let inner = "[".repeat(100);
@@ -782,6 +856,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "validate")]
     fn the_declared_version_is_peeked_from_the_schema_member_alone() {
         let schema =
             |version: &str| format!(r#"{{"id":"{ENVELOPE_SCHEMA_ID}","version":"{version}"}}"#);
@@ -833,6 +908,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "validate")]
     fn committed_schemas_compile() {
         for index in 0..ENVELOPE_VERSIONS.len() {
             envelope_validator(index).unwrap();
@@ -844,6 +920,7 @@ mod tests {
     /// Generated documents around valid fixtures: events with valid, mistyped and malformed
     /// values (edge strings, integers at and beyond ±2^53, floats, objects with extra members,
     /// too many fields, repeated members), versions 1.0.x and 1.1.0, top-level damage.
+    #[cfg(feature = "validate")]
     mod differential {
         use super::ValidationError;
         use rand::rngs::StdRng;
@@ -1152,7 +1229,11 @@ mod tests {
                 let bytes = document(&mut rng);
                 long += usize::from(bytes.len() > 400_000);
                 for against_schema in [true, false] {
-                    let fast = super::decode(&bytes, against_schema);
+                    let fast = if against_schema {
+                        super::validate_payload(&bytes)
+                    } else {
+                        super::decode_payload(&bytes)
+                    };
                     let reference = super::bounded_text(&bytes)
                         .and_then(|text| super::decode_whole(text, against_schema));
                     let text = String::from_utf8_lossy(&bytes);

@@ -147,7 +147,10 @@ impl Memoizer {
         let digest: [u8; 32] = h.finalize().into();
         let mut key = [0u8; 8];
         key.copy_from_slice(&digest[..8]);
-        (mechanism.randomize(input, &mut rng), u64::from_le_bytes(key))
+        (
+            mechanism.randomize(input, &mut rng),
+            u64::from_le_bytes(key),
+        )
     }
 
     /// The memoised randomised answer of `mechanism` for `input` in `event.field`.
