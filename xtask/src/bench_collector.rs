@@ -173,14 +173,15 @@ fn repo_root() -> PathBuf {
 /// server, and seeding a million payloads unoptimised (serde, SQLite at -O0) takes minutes.
 fn rerun_optimised(args: &[String]) -> anyhow::Result<()> {
     eprintln!(
-        "bench-collector: re-running optimised: cargo run --release -p xtask -- bench-collector …"
+        "bench-collector: re-running optimised: cargo run --profile opt -p xtask -- bench-collector …"
     );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .args([
             "run",
             "--quiet",
-            "--release",
+            "--profile",
+            "opt",
             "-p",
             "xtask",
             "--",
