@@ -10,9 +10,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use telemetry_schema::{
-    Envelope, MAX_PAYLOAD_BYTES, RunId, ValidatedPayload, ValidationError, decode_payload,
-    validate_payload,
+    Envelope, MAX_PAYLOAD_BYTES, ValidatedPayload, ValidationError, decode_payload,
 };
+// `verify-payload` and `aggregate` check the JSON Schema: feature `validate` (telemetry-cli
+// turns it on). Recording, `show` and `purge` need no validator.
+#[cfg(feature = "validate")]
+use telemetry_schema::{RunId, validate_payload};
 
 use crate::decision::Stage;
 use crate::paths::Paths;
@@ -70,7 +73,8 @@ pub struct PayloadSummary {
     pub sendable_reason: String,
 }
 
-/// Everything `verify-payload` shows about one payload file.
+/// Everything `verify-payload` shows about one payload file ([`Telemetry::verify_payload`],
+/// feature `validate`).
 #[derive(Debug)]
 pub struct Verification {
     /// The file.
@@ -370,6 +374,7 @@ impl Telemetry {
 
     /// Finds a payload by run id (in `uploads-pending/`, then `previews/`) or by path, reads
     /// its exact bytes, validates them and says whether they may be sent.
+    #[cfg(feature = "validate")]
     pub fn verify_payload(&self, target: &str) -> Result<Verification, VerifyError> {
         let (path, kind) = self.resolve_payload(target)?;
         let bytes = read_payload_file(&path)?;
@@ -385,6 +390,7 @@ impl Telemetry {
         })
     }
 
+    #[cfg(feature = "validate")]
     fn resolve_payload(&self, target: &str) -> Result<(PathBuf, PayloadKind), VerifyError> {
         let stored = self.stored_files();
         if RunId::new(target).is_ok() {
@@ -405,6 +411,7 @@ impl Telemetry {
 
     /// A path given by the user is pending or preview only if it really is in that
     /// directory (compared after resolving symlinks and `..`).
+    #[cfg(feature = "validate")]
     fn kind_of(&self, path: &Path) -> PayloadKind {
         let Some(paths) = self.paths() else {
             return PayloadKind::External;
@@ -624,6 +631,7 @@ pub const MAX_WALK_DEPTH: usize = 16;
 /// directory, searched for payload files (`<run id>.json`) up to [`MAX_WALK_DEPTH`] levels
 /// deep without following symlinks. Every file read must validate; the others are skipped
 /// with a reason.
+#[cfg(feature = "validate")]
 pub fn read_payloads(inputs: &[PathBuf]) -> PayloadSet {
     let mut files = Vec::new();
     let mut set = PayloadSet::default();
@@ -647,6 +655,7 @@ pub fn read_payloads(inputs: &[PathBuf]) -> PayloadSet {
 }
 
 /// What a special file found where payloads are searched is, and that it was not read.
+#[cfg(feature = "validate")]
 fn special_file(kind: std::fs::FileType) -> &'static str {
     match store::FileType::from(kind) {
         store::FileType::Fifo => "is a named pipe, not a regular file; not read",
@@ -657,6 +666,7 @@ fn special_file(kind: std::fs::FileType) -> &'static str {
 
 /// `<run id>.json`: how payloads are named, in `uploads-pending/` and wherever they are
 /// collected. Other files in a searched directory (`ledger.json`, notes) are not read.
+#[cfg(feature = "validate")]
 fn is_payload_name(path: &Path) -> bool {
     path.extension().is_some_and(|x| x == "json")
         && path
@@ -665,6 +675,7 @@ fn is_payload_name(path: &Path) -> bool {
             .is_some_and(|s| RunId::new(s).is_ok())
 }
 
+#[cfg(feature = "validate")]
 fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, skipped: &mut Vec<(PathBuf, String)>) {
     if depth > MAX_WALK_DEPTH {
         skipped.push((
