@@ -145,7 +145,8 @@ fn collect_idents(tokens: TokenStream, out: &mut BTreeSet<String>) {
     }
 }
 
-fn item_attrs(item: &syn::Item) -> &[syn::Attribute] {
+/// The attributes of any item (shared with rule 7).
+pub(super) fn item_attrs(item: &syn::Item) -> &[syn::Attribute] {
     use syn::Item::*;
     match item {
         Const(i) => &i.attrs,

@@ -39,6 +39,7 @@ use syn::punctuated::Punctuated;
 use syn::visit::{self, Visit};
 
 use super::RuleReport;
+use super::source_scan::item_attrs;
 
 /// The rule's number and name.
 pub const ID: u8 = 7;
@@ -495,28 +496,6 @@ fn path_attr(attrs: &[syn::Attribute]) -> Option<String> {
         },
         _ => None,
     })
-}
-
-fn item_attrs(item: &syn::Item) -> &[syn::Attribute] {
-    use syn::Item::*;
-    match item {
-        Const(i) => &i.attrs,
-        Enum(i) => &i.attrs,
-        ExternCrate(i) => &i.attrs,
-        Fn(i) => &i.attrs,
-        ForeignMod(i) => &i.attrs,
-        Impl(i) => &i.attrs,
-        Macro(i) => &i.attrs,
-        Mod(i) => &i.attrs,
-        Static(i) => &i.attrs,
-        Struct(i) => &i.attrs,
-        Trait(i) => &i.attrs,
-        TraitAlias(i) => &i.attrs,
-        Type(i) => &i.attrs,
-        Union(i) => &i.attrs,
-        Use(i) => &i.attrs,
-        _ => &[],
-    }
 }
 
 fn impl_item_attrs(item: &syn::ImplItem) -> &[syn::Attribute] {
