@@ -57,14 +57,19 @@ use std::fmt;
 use std::net::Ipv6Addr;
 use std::sync::OnceLock;
 
-use regex::Regex;
+use regex_lite::Regex;
 
 /// Version of the redaction rules, stated in each payload's `privacy.redaction.rules`. Bump it whenever a
 /// rule changes what is removed.
 /// Version 2 rejects every control and format character that the payload schema refuses in text (version 1
 /// rejected C0/C1 controls and a list of bidi and zero-width characters, and let U+061C, U+2028/U+2029 and
 /// other format characters through).
-pub const RULES_VERSION: &str = "2";
+/// Version 3 matches with a small regex engine (`regex-lite`) instead of `regex`, for a lighter app:
+/// whitespace in the rules is still Unicode's (an explicit class), but `\b` and `(?i)` in the built-in
+/// rules are ASCII's, which only adds matches next to non-ASCII letters (`éAKIA…` is now a key); the
+/// context literals match case-insensitively by the standard library's Unicode case mappings, and a
+/// short username or hostname is a whole word by Unicode's letters and digits.
+pub const RULES_VERSION: &str = "3";
 
 /// Inputs longer than this many bytes are rejected outright.
 pub const MAX_INPUT_BYTES: usize = 2048;
@@ -271,7 +276,7 @@ fn rules() -> Option<&'static Rules> {
     static RULES: OnceLock<Option<Rules>> = OnceLock::new();
     RULES
         .get_or_init(|| {
-            let re = |p: &str| Regex::new(p).ok();
+            let re = |p: &str| Regex::new(&unicode_white_space(p)).ok();
             Some(Rules {
                 pem: re(r"-----BEGIN [A-Z0-9 ]{1,64}-----(?:.*?-----END [A-Z0-9 ]{1,64}-----|.*)")?,
                 url: re(r"(?i)\b[a-z][a-z0-9+.\-]{1,31}://[^\s<>]*")?,
@@ -304,21 +309,100 @@ fn rules() -> Option<&'static Rules> {
         .as_ref()
 }
 
+/// Unicode's `White_Space` characters as the body of a regex class (what `\s` means in `regex`).
+const WHITE_SPACE: &str =
+    r"\t\n\x0B\x0C\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}";
+
+/// `pattern` with each `\s` spelled as Unicode's white space: regex-lite's `\s` is ASCII's, and
+/// a path or URL rule must stop at a no-break or ideographic space as it did with `regex`.
+fn unicode_white_space(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut in_class = false;
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('s') if in_class => out.push_str(WHITE_SPACE),
+                Some('s') => {
+                    out.push('[');
+                    out.push_str(WHITE_SPACE);
+                    out.push(']');
+                }
+                Some(escaped) => {
+                    out.push('\\');
+                    out.push(escaped);
+                }
+                None => out.push('\\'),
+            },
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// One matched region of a raw segment: byte range and placeholder.
 type Hit = (usize, usize, Placeholder);
 
 /// Redacts free text. Build one per process (or per context) and reuse it; `redact` takes `&self`.
 pub struct Redactor {
-    /// Context literals (home, user, host, env values), longest first, as one alternation; `kinds[i]` is the
-    /// placeholder of capture group `i + 1`.
-    literals: Option<Regex>,
-    kinds: Vec<Placeholder>,
+    /// Context literals (home, user, host, env values), longest first: at a position the first
+    /// that matches wins, as in a leftmost-first alternation.
+    literals: Vec<Literal>,
+    /// Every byte a literal can start with (its first character in each case), so that most
+    /// positions are passed over after one lookup.
+    first_bytes: [bool; 256],
+}
+
+/// One value of the context to hunt for.
+struct Literal {
+    value: String,
+    kind: Placeholder,
+    /// Home, username and hostname: by the standard library's Unicode case mappings.
+    fold_case: bool,
+    /// A username or hostname shorter than 3 characters: only where no letter, digit or `_`
+    /// (Unicode's) touches it, so that a one-letter login does not shred every sentence.
+    whole_word: bool,
+}
+
+impl Literal {
+    /// The end of this literal if it occurs in `s` at byte `at`.
+    fn match_at(&self, s: &str, at: usize) -> Option<usize> {
+        let rest = &s[at..];
+        let end = if self.fold_case {
+            let mut hay = rest.char_indices();
+            let mut end = 0;
+            for wanted in self.value.chars() {
+                let (i, found) = hay.next()?;
+                if found != wanted && !found.to_lowercase().eq(wanted.to_lowercase()) {
+                    return None;
+                }
+                end = i + found.len_utf8();
+            }
+            at + end
+        } else {
+            rest.starts_with(self.value.as_str())
+                .then_some(at + self.value.len())?
+        };
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        if self.whole_word && (word(s[..at].chars().next_back()) || word(s[end..].chars().next())) {
+            return None;
+        }
+        Some(end)
+    }
 }
 
 impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Redactor")
-            .field("literals", &self.kinds.len())
+            .field("literals", &self.literals.len())
             .finish()
     }
 }
@@ -328,10 +412,16 @@ impl Redactor {
     /// often are); a username or hostname shorter than 3 characters matches only as a whole word, so a
     /// one-letter login does not shred every sentence. Environment values match exactly.
     pub fn new(context: RedactionContext) -> Self {
-        let mut entries: Vec<(String, Placeholder, bool)> = Vec::new();
-        let mut push = |value: Option<String>, kind: Placeholder, ci: bool| {
-            if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
-                entries.push((v, kind, ci));
+        let mut literals: Vec<Literal> = Vec::new();
+        let mut push = |value: Option<String>, kind: Placeholder, fold_case: bool| {
+            if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
+                let whole_word = kind != Placeholder::Env && value.chars().count() < 3;
+                literals.push(Literal {
+                    value,
+                    kind,
+                    fold_case,
+                    whole_word,
+                });
             }
         };
         push(context.home, Placeholder::Home, true);
@@ -341,35 +431,51 @@ impl Redactor {
             push(Some(v), Placeholder::Env, false);
         }
         // Longest first, so that a value containing another (PWD containing HOME) wins at the same start.
-        entries.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
-        let mut pattern = String::new();
-        let mut kinds = Vec::with_capacity(entries.len());
-        for (value, kind, ci) in &entries {
-            if !pattern.is_empty() {
-                pattern.push('|');
+        literals.sort_by_key(|l| std::cmp::Reverse(l.value.len()));
+        let mut first_bytes = [false; 256];
+        for literal in &literals {
+            let Some(first) = literal.value.chars().next() else {
+                continue;
+            };
+            let mut mark = |c: char| {
+                first_bytes[usize::from(c.to_string().as_bytes()[0])] = true;
+            };
+            mark(first);
+            if literal.fold_case {
+                // A character matches when it lower-cases as the first does: its upper and
+                // lower case, and for a non-ASCII first character (or `k`, which KELVIN SIGN
+                // lower-cases to) every multi-byte lead byte.
+                first.to_lowercase().for_each(&mut mark);
+                first.to_uppercase().for_each(&mut mark);
+                if !first.is_ascii() || first.eq_ignore_ascii_case(&'k') {
+                    (0xC0..=0xFF).for_each(|b| first_bytes[b] = true);
+                }
             }
-            let escaped = regex::escape(value);
-            let whole_word = *kind != Placeholder::Env && value.chars().count() < 3;
-            let (b, e) = if whole_word { (r"\b", r"\b") } else { ("", "") };
-            let flags = if *ci { "(?i)" } else { "" };
-            pattern.push_str(&format!("({b}(?:{flags}{escaped}){e})"));
-            kinds.push(*kind);
         }
-        let literals = if pattern.is_empty() {
-            None
-        } else {
-            regex::RegexBuilder::new(&pattern)
-                .size_limit(64 << 20)
-                .build()
-                .ok()
-        };
-        // If the literal set could not be compiled (absurdly large), fail closed at redaction time.
-        let kinds = if literals.is_some() || entries.is_empty() {
-            kinds
-        } else {
-            vec![Placeholder::Env]
-        };
-        Self { literals, kinds }
+        Self {
+            literals,
+            first_bytes,
+        }
+    }
+
+    /// Where the context's literals occur in `s`: leftmost first, the longest at a position.
+    fn literal_hits(&self, s: &str) -> Vec<Hit> {
+        let mut hits = Vec::new();
+        let mut at = 0;
+        while at < s.len() {
+            if self.first_bytes[usize::from(s.as_bytes()[at])]
+                && let Some((end, kind)) = self
+                    .literals
+                    .iter()
+                    .find_map(|l| l.match_at(s, at).map(|end| (end, l.kind)))
+            {
+                hits.push(widen_to_path(s, at, end, kind));
+                at = end;
+                continue;
+            }
+            at += s[at..].chars().next().map_or(1, char::len_utf8);
+        }
+        hits
     }
 
     /// Redacts `text` according to the module's policy (see the module docs).
@@ -384,9 +490,6 @@ impl Redactor {
             // The built-in patterns failed to compile: impossible unless the regex crate is broken; fail closed.
             return Redacted::rejected(RejectReason::MostlyRedacted);
         };
-        if self.literals.is_none() && !self.kinds.is_empty() {
-            return Redacted::rejected(RejectReason::MostlyRedacted);
-        }
         let single_line: String = text
             .chars()
             .map(|c| if is_line_break(c) { ' ' } else { c })
@@ -429,20 +532,8 @@ impl Redactor {
             group(&rules.assignment, s, 1, Placeholder::Secret)
         });
         segs = pass(segs, &|s| all(&rules.email, s, Placeholder::Email));
-        if let Some(literals) = &self.literals {
-            segs = pass(segs, &|s| {
-                literals
-                    .captures_iter(s)
-                    .filter_map(|c| {
-                        let m = c.get(0)?;
-                        let kind = (1..c.len())
-                            .find(|&i| c.get(i).is_some())
-                            .and_then(|i| self.kinds.get(i - 1));
-                        let kind = kind.copied().unwrap_or(Placeholder::Env);
-                        Some(widen_to_path(s, m.start(), m.end(), kind))
-                    })
-                    .collect()
-            });
+        if !self.literals.is_empty() {
+            segs = pass(segs, &|s| self.literal_hits(s));
         }
         segs = pass(segs, &|s| ipv6(&rules.ipv6_candidate, s));
         segs = pass(segs, &|s| ipv4(&rules.ipv4, s));
