@@ -263,17 +263,17 @@ fn newlines_become_spaces_and_output_is_truncated() {
 fn unicode_survives_the_small_engine() {
     let r = plain();
     // A no-break or ideographic space ends a path or URL as an ASCII space does.
-    check(
-        &r,
-        "open /etc/hosts\u{a0}failed",
-        "open <path>\u{a0}failed",
-    );
+    check(&r, "open /etc/hosts\u{a0}failed", "open <path>\u{a0}failed");
     check(
         &r,
         "see https://example.com/x\u{3000}then",
         "see <url>\u{3000}then",
     );
-    check(&r, "token\u{2003}=\u{2003}abcdefgh", "token\u{2003}=\u{2003}<secret>");
+    check(
+        &r,
+        "token\u{2003}=\u{2003}abcdefgh",
+        "token\u{2003}=\u{2003}<secret>",
+    );
 
     let r = Redactor::new(RedactionContext {
         username: Some("José".into()),
@@ -287,7 +287,10 @@ fn unicode_survives_the_small_engine() {
     // A short host name is a whole word, by Unicode's letters: not inside "Jöns".
     check(&r, "host Jö is down", "host <host> is down");
     let out = r.redact("Jöns is here");
-    assert_eq!((out.text.as_str(), out.status), ("Jöns is here", RedactionStatus::Clean));
+    assert_eq!(
+        (out.text.as_str(), out.status),
+        ("Jöns is here", RedactionStatus::Clean)
+    );
     // A short name that is not a whole word does not hide a value that starts inside it.
     check(&r, "read Jöl-value twice", "read J<env> twice");
 }
@@ -296,7 +299,10 @@ fn unicode_survives_the_small_engine() {
 fn white_space_class_is_unicodes() {
     // Every Unicode White_Space character separates two words of a path (it cannot be in one).
     let r = plain();
-    for c in (0..=0x10FFFF).filter_map(char::from_u32).filter(|c| c.is_whitespace()) {
+    for c in (0..=0x10FFFF)
+        .filter_map(char::from_u32)
+        .filter(|c| c.is_whitespace())
+    {
         let out = r.redact(&format!("a/b{c}word"));
         if matches!(c, '\t' | '\n' | '\r' | '\u{2028}' | '\u{2029}') {
             assert_eq!(out.text, "<path> word", "{c:?}");
