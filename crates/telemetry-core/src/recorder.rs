@@ -687,8 +687,9 @@ impl Recorder {
         }
         let text_values = |counter: &AtomicU32| counter.load(Ordering::Relaxed);
         let mut session = [0u8; 16];
-        let _ = crate::dp::os_seeded_rng()
-            .map(|mut rng| rand::RngCore::fill_bytes(&mut rng, &mut session));
+        // The session id is new per process and no estimator reads it: a failed OS source leaves it
+        // zero rather than losing the report.
+        let _ = crate::dp::os_random_bytes(&mut session);
         let daily = crate::dp::memo::daily_id(&self.secret, &self.day.to_string());
         let daily_mac = {
             let mut mac = [0u8; 32];

@@ -504,8 +504,7 @@ impl Builder {
         } else if decision.preview || preview_only {
             // A throw-away secret: previews create no persistent identifier.
             let mut secret = [0u8; 32];
-            let mut rng = crate::dp::os_seeded_rng().ok()?;
-            rand::RngCore::fill_bytes(&mut rng, &mut secret);
+            crate::dp::os_random_bytes(&mut secret).ok()?;
             (Mode::Preview, secret, paths.previews_dir())
         } else {
             return None;

@@ -203,6 +203,20 @@ pub(crate) fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
+/// Fills `out` from the operating system's CSPRNG (`getrandom`), or errors with [`DpErrorKind::Rng`].
+///
+/// For keys and identifiers (the session nonce, a preview's throw-away secret) this is all that is needed;
+/// it skips ChaCha20, whose first use detects CPU features (CPUID, a VM exit under a hypervisor), which a
+/// host's start-up should not pay for 48 bytes.
+pub fn os_random_bytes(out: &mut [u8]) -> Result<(), DpError> {
+    OsRng.try_fill_bytes(out).map_err(|_| {
+        DpError::new(
+            DpErrorKind::Rng,
+            "the operating system's random source failed",
+        )
+    })
+}
+
 /// A ChaCha20 generator keyed with 256 fresh bits from the operating system's CSPRNG.
 ///
 /// This is the production source for non-memoised draws. It is seeded per call (cheap: one `getrandom`
@@ -210,12 +224,7 @@ pub(crate) fn gcd(mut a: u64, mut b: u64) -> u64 {
 /// source fails; callers then drop the report rather than fall back to anything weaker.
 pub fn os_seeded_rng() -> Result<ChaCha20Rng, DpError> {
     let mut seed = [0u8; 32];
-    OsRng.try_fill_bytes(&mut seed).map_err(|_| {
-        DpError::new(
-            DpErrorKind::Rng,
-            "the operating system's random source failed",
-        )
-    })?;
+    os_random_bytes(&mut seed)?;
     Ok(ChaCha20Rng::from_seed(seed))
 }
 
@@ -252,5 +261,10 @@ mod tests {
         let mut a = os_seeded_rng().unwrap();
         let mut b = os_seeded_rng().unwrap();
         assert_ne!(a.next_u64(), b.next_u64());
+        let (mut x, mut y) = ([0u8; 32], [0u8; 32]);
+        os_random_bytes(&mut x).unwrap();
+        os_random_bytes(&mut y).unwrap();
+        assert_ne!(x, y);
+        assert_ne!(x, [0u8; 32]);
     }
 }
