@@ -632,6 +632,9 @@ pub struct FieldPrivacy {
     pub params: MechanismParams,
 }
 
+/// The largest ε a ledger may state (spent or cap), as the schema's `maximum`.
+pub const LEDGER_MAX_EPSILON: f64 = 1000.0;
+
 /// Privacy-budget ledger state for the period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "json-schema", derive(JsonSchema))]
@@ -915,6 +918,18 @@ impl Envelope {
         let l = &self.privacy.ledger;
         if !(l.epsilon_spent.is_finite() && l.epsilon_cap.is_finite()) {
             errors.push(ConsistencyError::Ledger("non-finite epsilon".into()));
+        } else if let Some((name, value)) = [
+            ("epsilon_spent", l.epsilon_spent),
+            ("epsilon_cap", l.epsilon_cap),
+        ]
+        .into_iter()
+        .find(|(_, value)| !(0.0..=LEDGER_MAX_EPSILON).contains(value))
+        {
+            // The schema's range, checked here too so that a build without the JSON Schema
+            // validator (`decode_payload`) refuses the same documents.
+            errors.push(ConsistencyError::Ledger(format!(
+                "{name} {value} is outside 0..={LEDGER_MAX_EPSILON}"
+            )));
         } else if l.epsilon_spent > l.epsilon_cap + 1e-9 {
             errors.push(ConsistencyError::Ledger(format!(
                 "epsilon_spent {} exceeds epsilon_cap {}",

@@ -311,8 +311,10 @@ fn a_1_0_0_envelope_built_in_rust_cannot_use_1_1_redaction() {
     }
 }
 
-/// `decode_payload` (for listing) is `validate_payload` minus the JSON Schema: it agrees on
-/// every valid fixture, and refuses every invalid one whose reason is not a schema rule.
+/// `decode_payload` (for listing, and `verify-payload` in a host built without the validator) is
+/// `validate_payload` minus the JSON Schema: it agrees on every valid fixture, refuses every
+/// invalid one for the same reason when that reason is not a schema rule, and refuses the
+/// schema-invalid ones too (the typed decoder and the consistency check enforce those rules).
 #[test]
 fn decode_payload_is_validate_payload_without_the_schema() {
     for (name, bytes) in VALID_V1.iter().chain(VALID_V1_1) {
@@ -324,10 +326,10 @@ fn decode_payload_is_validate_payload_without_the_schema() {
     let mut refused = 0;
     for ((name, bytes), expected_kind, _, _) in INVALID_V1 {
         let full = validate_payload(bytes).unwrap_err();
+        let err = decode_payload(bytes).expect_err(name);
         if *expected_kind == "schema" {
             continue;
         }
-        let err = decode_payload(bytes).expect_err(name);
         assert_eq!(kind(&err), kind(&full), "{name}: {err}");
         refused += 1;
     }
@@ -492,4 +494,110 @@ fn a_one_mib_payload_validates() {
     let text = v.to_string();
     assert!(text.len() > 700_000, "{}", text.len());
     validate_payload(text.as_bytes()).unwrap();
+}
+
+/// Every member removed, every scalar replaced by a hostile value, an unknown member added to
+/// every object: for each such mutation of the largest valid fixture of each released version
+/// (the others are parts of these), `decode_payload` accepts
+/// exactly what `validate_payload` accepts, and decodes it to the same envelope.
+#[test]
+fn decode_payload_agrees_with_validate_payload_on_mutations() {
+    use serde_json::Value;
+
+    fn paths(value: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        out.push(at.clone());
+        let children: Vec<(String, &Value)> = match value {
+            Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), v)).collect(),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i.to_string(), v))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (key, child) in children {
+            at.push(key);
+            paths(child, at, out);
+            at.pop();
+        }
+    }
+    fn at<'a>(value: &'a mut Value, path: &[String]) -> &'a mut Value {
+        path.iter().fold(value, |v, key| match v {
+            Value::Object(map) => map.get_mut(key).unwrap(),
+            Value::Array(items) => &mut items[key.parse::<usize>().unwrap()],
+            _ => unreachable!(),
+        })
+    }
+    let replacements = [
+        Value::Null,
+        Value::Bool(true),
+        serde_json::json!(-1),
+        serde_json::json!(1.5),
+        serde_json::json!(u64::MAX),
+        serde_json::json!("/home/alice"),
+        serde_json::json!({}),
+    ];
+    let (mut compared, mut accepted) = (0usize, 0usize);
+    let mut disagreements = Vec::new();
+    let largest = |fixtures: &'static [(&'static str, &'static [u8])]| {
+        fixtures
+            .iter()
+            .max_by_key(|(_, bytes)| bytes.len())
+            .unwrap()
+    };
+    for (name, bytes) in [largest(VALID_V1), largest(VALID_V1_1)] {
+        let original: Value = serde_json::from_slice(bytes).unwrap();
+        let mut all = Vec::new();
+        paths(&original, &mut Vec::new(), &mut all);
+        let mut mutants = Vec::new();
+        for path in &all {
+            let target = at(&mut original.clone(), path).clone();
+            if let Some((last, parent)) = path.split_last() {
+                let mut removed = original.clone();
+                match at(&mut removed, parent) {
+                    Value::Object(map) => drop(map.remove(last)),
+                    Value::Array(items) => drop(items.remove(last.parse::<usize>().unwrap())),
+                    _ => unreachable!(),
+                }
+                mutants.push((format!("{name}: without {path:?}"), removed));
+            }
+            if target.is_object() {
+                let mut extra = original.clone();
+                if let Value::Object(map) = at(&mut extra, path) {
+                    map.insert("hostname".into(), serde_json::json!("alice-laptop"));
+                }
+                mutants.push((format!("{name}: extra member in {path:?}"), extra));
+            } else if !target.is_array() {
+                for replacement in &replacements {
+                    let mut changed = original.clone();
+                    *at(&mut changed, path) = replacement.clone();
+                    mutants.push((format!("{name}: {path:?} = {replacement}"), changed));
+                }
+            }
+        }
+        for (what, mutant) in mutants {
+            let bytes = serde_json::to_vec(&mutant).unwrap();
+            let full = validate_payload(&bytes);
+            let typed = decode_payload(&bytes);
+            match (&full, &typed) {
+                (Ok(full), Ok(typed)) => {
+                    assert_eq!(full.envelope, typed.envelope, "{what}");
+                    accepted += 1;
+                }
+                (Err(_), Err(_)) => {}
+                _ => disagreements.push(format!(
+                    "{what}: validate_payload {:?}, decode_payload {:?}",
+                    full.as_ref().map(|_| ()),
+                    typed.as_ref().map(|_| ())
+                )),
+            }
+            compared += 1;
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+    assert!(compared > 1000, "only {compared} mutants");
+    assert!(
+        accepted > 10,
+        "only {accepted} mutants were valid: the mutations say little"
+    );
 }
