@@ -1,19 +1,22 @@
 //! `cargo xtask bench-footprint [--root DIR] [--profile release|dist] [--list] [--tree-only]
 //! [--keep]`: what the toolkit adds to a small clap host (issue #17 item 3).
 //!
-//! Three tiny hosts are generated in a scratch directory under the target directory (removed
+//! Four tiny hosts are generated in a scratch directory under the target directory (removed
 //! afterwards), each with path dependencies on the crates of the workspace at `--root` (this
 //! one unless told, so a `git archive` of another commit can be measured with the tool of this
 //! one):
 //!
 //! - `clap`: a clap derive parser with two subcommands, nothing else;
 //! - `+core`: the same, plus `telemetry-core` (a builder, one `#[derive(Event)]`, one record);
-//! - `+core+cli`: the same, plus the mounted `telemetry` subcommand of `telemetry-cli`.
+//! - `+core+cli`: the same, plus the mounted `telemetry` subcommand of `telemetry-cli`, as the
+//!   README mounts it (`default-features = false`: no JSON Schema validator);
+//! - `+core+cli+schema`: the same with telemetry-cli's default feature `schema-check` (what the
+//!   standalone `telemetry` binary has).
 //!
 //! For each: the distinct crates (name and version) of `cargo tree -e normal` (proc-macros and
 //! what they build included: they cost build time, not bytes), the wall time of a clean
 //! `cargo build` in a target directory of its own, and the size of the stripped binary. The
-//! three builds run back to back and the load average is printed around them: on a shared
+//! builds run back to back and the load average is printed around them: on a shared
 //! machine a wall time means little without it. Not part of `cargo xtask ci`: a measurement.
 //!
 //! Every host has a `[workspace]` table of its own, so it never joins the workspace it sits
@@ -99,16 +102,22 @@ enum Host {
     Clap,
     Core,
     CoreCli,
+    CoreCliSchema,
 }
 
 impl Host {
-    const ALL: [Host; 3] = [Host::Clap, Host::Core, Host::CoreCli];
+    const ALL: [Host; 4] = [Host::Clap, Host::Core, Host::CoreCli, Host::CoreCliSchema];
+
+    fn mounts_cli(self) -> bool {
+        matches!(self, Host::CoreCli | Host::CoreCliSchema)
+    }
 
     fn package(self) -> &'static str {
         match self {
             Host::Clap => "host-clap",
             Host::Core => "host-core",
             Host::CoreCli => "host-core-cli",
+            Host::CoreCliSchema => "host-core-cli-schema",
         }
     }
 
@@ -117,6 +126,7 @@ impl Host {
             Host::Clap => "clap",
             Host::Core => "+core",
             Host::CoreCli => "+core+cli",
+            Host::CoreCliSchema => "+core+cli+schema",
         }
     }
 
@@ -130,6 +140,12 @@ impl Host {
             deps += &format!("telemetry-core = {{ path = {} }}\n", path("telemetry-core"));
         }
         if self == Host::CoreCli {
+            deps += &format!(
+                "telemetry-cli = {{ path = {}, default-features = false }}\n",
+                path("telemetry-cli")
+            );
+        }
+        if self == Host::CoreCliSchema {
             deps += &format!("telemetry-cli = {{ path = {} }}\n", path("telemetry-cli"));
         }
         format!(
@@ -178,7 +194,7 @@ struct CommandRun {
         .event::<CommandRun>();
 "#;
         }
-        if self == Host::CoreCli {
+        if self.mounts_cli() {
             variants += "    /// See and control telemetry.\n    Telemetry(telemetry_cli::TelemetryArgs),\n";
             arms += "        Command::Telemetry(args) => {\n            std::process::exit(telemetry_cli::run_with_stdio(&builder, &args).into())\n        }\n";
         }
@@ -393,7 +409,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         dirs.push(dir);
     }
 
-    // Resolution first, for all three, so the timed builds only compile.
+    // Resolution first, for all of them, so the timed builds only compile.
     let mut trees = Vec::new();
     for (host, dir) in Host::ALL.iter().zip(&dirs) {
         trees.push(tree(dir, *host)?);
@@ -403,8 +419,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if !options.tree_only {
         let cores = std::thread::available_parallelism().map_or(0, usize::from);
         eprintln!(
-            "bench-footprint: clean `cargo build --profile {}` of 3 hosts against {} ({cores} cores), back to back",
+            "bench-footprint: clean `cargo build --profile {}` of {} hosts against {} ({cores} cores), back to back",
             options.profile,
+            Host::ALL.len(),
             options.root.display()
         );
         for (host, dir) in Host::ALL.iter().zip(&dirs) {
@@ -533,7 +550,10 @@ mod tests {
                 .contains("path = \"/w/crates/telemetry-core\"")
         );
         assert!(!Host::Core.manifest(root).contains("telemetry-cli"));
-        assert!(cli.contains("path = \"/w/crates/telemetry-cli\""));
+        assert!(cli.contains("path = \"/w/crates/telemetry-cli\", default-features = false"));
+        let schema = Host::CoreCliSchema.manifest(root);
+        assert!(schema.contains("telemetry-cli = { path = \"/w/crates/telemetry-cli\" }"));
+        assert_eq!(Host::CoreCli.main_rs(), Host::CoreCliSchema.main_rs());
         assert!(!Host::Clap.main_rs().contains("telemetry"));
         assert!(Host::Core.main_rs().contains(".record(&CommandRun"));
         assert!(

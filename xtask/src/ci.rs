@@ -50,6 +50,23 @@ const STEPS: &[(&str, Step)] = &[
         ),
     ),
     (
+        // What a host gets that mounts the subcommand without the JSON Schema validator:
+        // `verify-payload` and `aggregate` by the typed decoder (core without `validate`).
+        "clippy (telemetry-cli --no-default-features)",
+        Step::Cargo(
+            &[
+                "clippy",
+                "-p",
+                "telemetry-cli",
+                "--no-default-features",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        ),
+    ),
+    (
         // Every platform compiles (issue #17): what an app depends on, uploader included, built
         // for Windows, where the Unix store is left out and telemetry fails closed. A check
         // links nothing, so no Windows linker is needed (ring's C code needs mingw's gcc).

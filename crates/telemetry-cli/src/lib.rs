@@ -38,6 +38,14 @@
 //! let code = telemetry_cli::run_with_stdio(&builder, &args);
 //! assert_eq!(code, telemetry_cli::exit::OK);
 //! ```
+//!
+//! ## Features
+//!
+//! - `schema-check` (default): `verify-payload` and `aggregate` also check the JSON Schema of
+//!   the version a payload declares. A host can leave it out (`default-features = false`) to
+//!   save the validator's ~6 MB; they then check by the typed decoder
+//!   ([`telemetry_core::PayloadCheck::TypesOnly`]), which refuses the same documents, and say so.
+//! - `upload`: `telemetry upload`, the only network code.
 #![forbid(unsafe_code)]
 
 mod commands;

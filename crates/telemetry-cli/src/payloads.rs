@@ -5,8 +5,8 @@ use std::io;
 use std::path::PathBuf;
 
 use serde_json::json;
-use telemetry_core::inspect::{self, PayloadKind};
-use telemetry_core::{Telemetry, VerifyError};
+use telemetry_core::inspect::{self, PayloadCheck, PayloadKind};
+use telemetry_core::{Telemetry, Verification, VerifyError};
 use telemetry_schema::{AggregateRow, Collection, EstimateStatus, ValidationError};
 
 use crate::exit;
@@ -24,6 +24,17 @@ fn kind_label(kind: PayloadKind) -> &'static str {
         PayloadKind::Pending => "pending",
         PayloadKind::Preview => "preview",
         PayloadKind::External => "external file",
+    }
+}
+
+/// What `verify-payload` says after "valid", and `aggregate` before its rows.
+fn check_note(check: PayloadCheck) -> &'static str {
+    match check {
+        PayloadCheck::SchemaAndTypes => "valid",
+        PayloadCheck::TypesOnly => {
+            "valid by the toolkit's typed decoder; this build leaves out the JSON Schema \
+             validator, which `telemetry verify-payload` and the collector apply"
+        }
     }
 }
 
@@ -117,6 +128,11 @@ pub(crate) fn verify(telemetry: &Telemetry, target: &str, json: bool, io: &mut I
             return Ok(exit::ERROR);
         }
     };
+    report_verification(&v, json, io)
+}
+
+/// `verify-payload`'s output for a payload found and read.
+fn report_verification(v: &Verification, json: bool, io: &mut Io<'_>) -> Outcome {
     let valid = v.validation.is_ok();
     if json {
         let (version, redaction, dp, ledger, payload, errors) = match &v.validation {
@@ -157,6 +173,7 @@ pub(crate) fn verify(telemetry: &Telemetry, target: &str, json: bool, io: &mut I
                 "sha256": v.sha256,
                 "schema_version": version,
                 "valid": valid,
+                "checked": v.check,
                 "errors": errors,
                 "redaction": redaction,
                 "dp": dp,
@@ -188,7 +205,12 @@ pub(crate) fn verify(telemetry: &Telemetry, target: &str, json: bool, io: &mut I
     let privacy = &p.envelope.privacy;
     writeln!(out, "Payload {}", v.path.display())?;
     writeln!(out, "  kind:           {}", kind_label(v.kind))?;
-    writeln!(out, "  schema version: {} (valid)", p.version)?;
+    writeln!(
+        out,
+        "  schema version: {} ({})",
+        p.version,
+        check_note(v.check)
+    )?;
     writeln!(out, "  size:           {} bytes", v.bytes.len())?;
     writeln!(out, "  sha256:         {}", v.sha256)?;
     writeln!(out, "  redaction:      {}", privacy.redaction.describe())?;
@@ -298,6 +320,9 @@ pub(crate) fn aggregate(
 ) -> Outcome {
     let app = telemetry.app_name();
     let set = inspect::read_payloads(inputs);
+    if set.check == PayloadCheck::TypesOnly {
+        writeln!(io.err, "note: payloads read are {}", check_note(set.check))?;
+    }
     for (path, why) in &set.skipped {
         writeln!(io.err, "skipped {}: {why}", path.display())?;
     }
@@ -432,5 +457,65 @@ pub(crate) fn purge(telemetry: &Telemetry, yes: bool, io: &mut Io<'_>) -> Outcom
         Ok(exit::OK)
     } else {
         Ok(exit::ERROR)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use telemetry_core::inspect::{PayloadCheck, PayloadKind};
+    use telemetry_core::{Sendability, Verification};
+
+    use crate::output::Io;
+
+    /// A host that leaves the validator out says how its `verify-payload` checked, in both
+    /// forms; the default build says nothing more than "valid".
+    #[test]
+    fn verification_says_how_the_payload_was_checked() {
+        // Read, not included: the packaged crate has no fixtures of telemetry-schema.
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../telemetry-schema/fixtures/v1/valid/full.json"
+        );
+        let bytes = std::fs::read(fixture).unwrap();
+        let report = |check: PayloadCheck, json: bool| {
+            let v = Verification {
+                path: PathBuf::from("full.json"),
+                kind: PayloadKind::External,
+                validation: telemetry_schema::decode_payload(&bytes),
+                sha256: String::new(),
+                bytes: bytes.clone(),
+                check,
+                sendability: Sendability {
+                    sendable: false,
+                    reason: "an external file is never sent".into(),
+                },
+            };
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let mut input: &[u8] = b"";
+            let mut io = Io {
+                out: &mut out,
+                err: &mut err,
+                input: &mut input,
+                color: false,
+            };
+            assert_eq!(
+                super::report_verification(&v, json, &mut io).unwrap(),
+                crate::exit::OK
+            );
+            String::from_utf8(out).unwrap()
+        };
+        let lean = report(PayloadCheck::TypesOnly, false);
+        assert!(lean.contains("(valid by the toolkit's typed decoder; this build leaves out the JSON Schema validator"), "{lean}");
+        let full = report(PayloadCheck::SchemaAndTypes, false);
+        assert!(full.contains("schema version: 1.0.0 (valid)\n"), "{full}");
+        let json: serde_json::Value =
+            serde_json::from_str(&report(PayloadCheck::TypesOnly, true)).unwrap();
+        assert_eq!(json["checked"], "types_only");
+        assert_eq!(json["valid"], true);
+        let json: serde_json::Value =
+            serde_json::from_str(&report(PayloadCheck::SchemaAndTypes, true)).unwrap();
+        assert_eq!(json["checked"], "schema_and_types");
     }
 }

@@ -10,12 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use telemetry_schema::{
-    Envelope, MAX_PAYLOAD_BYTES, ValidatedPayload, ValidationError, decode_payload,
+    Envelope, MAX_PAYLOAD_BYTES, RunId, ValidatedPayload, ValidationError, decode_payload,
 };
-// `verify-payload` and `aggregate` check the JSON Schema: feature `validate` (telemetry-cli
-// turns it on). Recording, `show` and `purge` need no validator.
-#[cfg(feature = "validate")]
-use telemetry_schema::{RunId, validate_payload};
 
 use crate::decision::Stage;
 use crate::paths::Paths;
@@ -73,8 +69,41 @@ pub struct PayloadSummary {
     pub sendable_reason: String,
 }
 
-/// Everything `verify-payload` shows about one payload file ([`Telemetry::verify_payload`],
-/// feature `validate`).
+/// How `verify-payload` and `aggregate` checked a payload's bytes: with the feature `validate`
+/// (telemetry-cli's default), against the JSON Schema too; without it (a host that mounts the
+/// subcommand leaner), by the typed decoder alone.
+///
+/// Both refuse the same documents: `telemetry-schema`'s tests check that
+/// [`decode_payload`] accepts exactly what `validate_payload` accepts on every fixture and on
+/// thousands of mutations of them. The JSON Schema remains the reference, which the standalone
+/// `telemetry` binary and the collector apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadCheck {
+    /// The JSON Schema of the declared version, then the typed decoder and consistency.
+    SchemaAndTypes,
+    /// The typed decoder and consistency (bounds, formats, labels, versions), not the schema.
+    TypesOnly,
+}
+
+impl PayloadCheck {
+    /// The check this build makes.
+    pub const IN_THIS_BUILD: Self = if cfg!(feature = "validate") {
+        Self::SchemaAndTypes
+    } else {
+        Self::TypesOnly
+    };
+}
+
+/// Checks `bytes` as [`PayloadCheck::IN_THIS_BUILD`] says.
+fn check_in_this_build(bytes: &[u8]) -> Result<ValidatedPayload, ValidationError> {
+    #[cfg(feature = "validate")]
+    return telemetry_schema::validate_payload(bytes);
+    #[cfg(not(feature = "validate"))]
+    return decode_payload(bytes);
+}
+
+/// Everything `verify-payload` shows about one payload file ([`Telemetry::verify_payload`]).
 #[derive(Debug)]
 pub struct Verification {
     /// The file.
@@ -87,6 +116,8 @@ pub struct Verification {
     pub sha256: String,
     /// The validated envelope, or why the file is not a valid payload.
     pub validation: Result<ValidatedPayload, ValidationError>,
+    /// How `validation` was reached.
+    pub check: PayloadCheck,
     /// Whether it may be sent now, and why (not).
     pub sendability: Sendability,
 }
@@ -374,11 +405,10 @@ impl Telemetry {
 
     /// Finds a payload by run id (in `uploads-pending/`, then `previews/`) or by path, reads
     /// its exact bytes, validates them and says whether they may be sent.
-    #[cfg(feature = "validate")]
     pub fn verify_payload(&self, target: &str) -> Result<Verification, VerifyError> {
         let (path, kind) = self.resolve_payload(target)?;
         let bytes = read_payload_file(&path)?;
-        let validation = validate_payload(&bytes);
+        let validation = check_in_this_build(&bytes);
         let sendability = self.sendability(kind, validation.is_ok());
         Ok(Verification {
             sha256: sha256_hex(&bytes),
@@ -386,11 +416,11 @@ impl Telemetry {
             kind,
             bytes,
             validation,
+            check: PayloadCheck::IN_THIS_BUILD,
             sendability,
         })
     }
 
-    #[cfg(feature = "validate")]
     fn resolve_payload(&self, target: &str) -> Result<(PathBuf, PayloadKind), VerifyError> {
         let stored = self.stored_files();
         if RunId::new(target).is_ok() {
@@ -411,7 +441,6 @@ impl Telemetry {
 
     /// A path given by the user is pending or preview only if it really is in that
     /// directory (compared after resolving symlinks and `..`).
-    #[cfg(feature = "validate")]
     fn kind_of(&self, path: &Path) -> PayloadKind {
         let Some(paths) = self.paths() else {
             return PayloadKind::External;
@@ -616,12 +645,24 @@ fn config_is_telemetry_only(path: &Path) -> bool {
 }
 
 /// Payload files read for `aggregate`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PayloadSet {
     /// Valid payloads, with the file each came from.
     pub payloads: Vec<(PathBuf, Envelope)>,
     /// Files that were not valid payloads (or not readable), with why. Skipped, counted.
     pub skipped: Vec<(PathBuf, String)>,
+    /// How each file was checked.
+    pub check: PayloadCheck,
+}
+
+impl Default for PayloadSet {
+    fn default() -> Self {
+        Self {
+            payloads: Vec::new(),
+            skipped: Vec::new(),
+            check: PayloadCheck::IN_THIS_BUILD,
+        }
+    }
 }
 
 /// How deep `read_payloads` descends into directories.
@@ -631,7 +672,6 @@ pub const MAX_WALK_DEPTH: usize = 16;
 /// directory, searched for payload files (`<run id>.json`) up to [`MAX_WALK_DEPTH`] levels
 /// deep without following symlinks. Every file read must validate; the others are skipped
 /// with a reason.
-#[cfg(feature = "validate")]
 pub fn read_payloads(inputs: &[PathBuf]) -> PayloadSet {
     let mut files = Vec::new();
     let mut set = PayloadSet::default();
@@ -645,7 +685,7 @@ pub fn read_payloads(inputs: &[PathBuf]) -> PayloadSet {
     for path in files {
         let checked = read_payload_file(&path)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| validate_payload(&bytes).map_err(|e| e.to_string()));
+            .and_then(|bytes| check_in_this_build(&bytes).map_err(|e| e.to_string()));
         match checked {
             Ok(valid) => set.payloads.push((path, valid.envelope)),
             Err(why) => set.skipped.push((path, why)),
@@ -655,7 +695,6 @@ pub fn read_payloads(inputs: &[PathBuf]) -> PayloadSet {
 }
 
 /// What a special file found where payloads are searched is, and that it was not read.
-#[cfg(feature = "validate")]
 fn special_file(kind: std::fs::FileType) -> &'static str {
     match store::FileType::from(kind) {
         store::FileType::Fifo => "is a named pipe, not a regular file; not read",
@@ -666,7 +705,6 @@ fn special_file(kind: std::fs::FileType) -> &'static str {
 
 /// `<run id>.json`: how payloads are named, in `uploads-pending/` and wherever they are
 /// collected. Other files in a searched directory (`ledger.json`, notes) are not read.
-#[cfg(feature = "validate")]
 fn is_payload_name(path: &Path) -> bool {
     path.extension().is_some_and(|x| x == "json")
         && path
@@ -675,7 +713,6 @@ fn is_payload_name(path: &Path) -> bool {
             .is_some_and(|s| RunId::new(s).is_ok())
 }
 
-#[cfg(feature = "validate")]
 fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, skipped: &mut Vec<(PathBuf, String)>) {
     if depth > MAX_WALK_DEPTH {
         skipped.push((

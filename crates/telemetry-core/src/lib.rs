@@ -133,7 +133,8 @@ pub use env::Env;
 /// The [`event::Event`] and [`event::Label`] traits, with their derives (feature `derive`).
 pub use event::{Event, Label};
 pub use inspect::{
-    PayloadKind, PayloadSummary, PurgeOutcome, PurgePlan, Sendability, Verification, VerifyError,
+    PayloadCheck, PayloadKind, PayloadSummary, PurgeOutcome, PurgePlan, Sendability, Verification,
+    VerifyError,
 };
 pub use manage::{DisableOutcome, EnableError, EnableOutcome};
 pub use paths::Paths;
