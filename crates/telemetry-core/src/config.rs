@@ -170,6 +170,12 @@ impl ConfigOutcome {
     }
 }
 
+/// `figment` (the defaults if none yet) with `layer` merged over it.
+fn layered<T: Serialize>(figment: Option<Figment>, layer: Serialized<T>) -> Option<Figment> {
+    let base = figment.unwrap_or_else(|| Figment::from(Serialized::defaults(Config::default())));
+    Some(base.merge(layer))
+}
+
 /// Loads the configuration for `app` from `paths` (if any), `env` and `overrides`
 /// (dotted key → value, set by the app's code).
 pub fn load(
@@ -179,7 +185,9 @@ pub fn load(
     overrides: &[(String, toml::Value)],
 ) -> ConfigOutcome {
     let mut outcome = ConfigOutcome::default();
-    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    // Built only when something is layered over the defaults: most runs have no config file,
+    // no `<APP>_CONFIG_*` variable and no override, and pay for none of figment's merging.
+    let mut figment: Option<Figment> = None;
 
     if let Some(paths) = paths {
         let path = paths.config_file();
@@ -201,7 +209,7 @@ pub fn load(
                         ));
                     }
                 }
-                figment = figment.merge(Serialized::defaults(table));
+                figment = layered(figment, Serialized::defaults(table));
             }
             Err(message) => {
                 outcome.problem = Some(Warning::new(
@@ -232,7 +240,7 @@ pub fn load(
                 outcome
                     .sources
                     .insert(key.clone(), ConfigSource::Env(name.to_owned()));
-                figment = figment.merge(Serialized::default(&key, value));
+                figment = layered(figment, Serialized::default(&key, value));
             }
             Some(Err(message)) => {
                 outcome.problem = Some(Warning::new(
@@ -255,10 +263,14 @@ pub fn load(
         outcome
             .sources
             .insert(key.clone(), ConfigSource::Programmatic);
-        figment = figment.merge(Serialized::default(key, value));
+        figment = layered(figment, Serialized::default(key, value));
     }
 
-    match figment.extract::<Config>() {
+    let extracted = match figment {
+        Some(figment) => figment.extract::<Config>(),
+        None => Ok(Config::default()),
+    };
+    match extracted {
         Ok(config) => outcome.config = config,
         Err(err) => {
             let key = err.path.join(".");
@@ -476,6 +488,39 @@ mod tests {
 
     fn app() -> AppName {
         AppName::new("acme").unwrap()
+    }
+
+    /// With nothing layered, `load` skips figment: what figment would have extracted from the
+    /// defaults alone must be exactly the defaults, or the shortcut changes a setting.
+    #[test]
+    fn nothing_layered_is_what_figment_extracts_from_the_defaults() {
+        let through_figment: Config = Figment::from(Serialized::defaults(Config::default()))
+            .extract()
+            .unwrap();
+        assert_eq!(through_figment, Config::default());
+        let dir = tempfile::tempdir().unwrap();
+        let outcome = load(
+            &app(),
+            Some(&Paths::at(dir.path())),
+            &Env::from_pairs::<_, &str, &str>([]),
+            &[],
+        );
+        assert_eq!(outcome.config, through_figment);
+        assert!(
+            outcome.problem.is_none() && outcome.warnings.is_empty() && outcome.sources.is_empty()
+        );
+        // One layer is enough to go through figment (and its errors) again.
+        let bad = [(
+            "telemetry.max_pending_files".to_owned(),
+            toml::Value::String("many".into()),
+        )];
+        let outcome = load(
+            &app(),
+            Some(&Paths::at(dir.path())),
+            &Env::from_pairs::<_, &str, &str>([]),
+            &bad,
+        );
+        assert!(outcome.problem.is_some(), "{:?}", outcome.config);
     }
 
     /// Issue #16: a named pipe as `config.toml` (even under `DO_NOT_TRACK=1`: the file is
