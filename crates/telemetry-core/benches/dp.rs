@@ -2,6 +2,9 @@
 //! mechanisms that sit inside an enabled `record` (budget ≤ 250 ns).
 //!
 //! Run: `cargo bench -p telemetry-core --bench dp -- --warm-up-time 1 --measurement-time 3`.
+// Std's float functions are fine here: a test is not a host (clippy.toml says why they are not
+// in the library).
+#![allow(clippy::disallowed_methods)]
 
 use std::hint::black_box;
 use std::time::Duration;

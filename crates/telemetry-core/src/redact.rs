@@ -754,7 +754,7 @@ fn shannon_entropy(s: &str) -> f64 {
         .iter()
         .filter(|&&c| c > 0)
         .map(|&c| f64::from(c) / n)
-        .map(|p| -p * p.log2())
+        .map(|p| -p * libm::log2(p))
         .sum()
 }
 

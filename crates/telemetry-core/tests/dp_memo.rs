@@ -1,5 +1,8 @@
 //! Memoisation: determinism per secret, independence across secrets, and the marginal distribution over
 //! secrets equal to the mechanism's.
+// Std's float functions are fine here: a test is not a host (clippy.toml says why they are not
+// in the library).
+#![allow(clippy::disallowed_methods)]
 
 #[path = "dp_stats.rs"]
 mod dp_stats;

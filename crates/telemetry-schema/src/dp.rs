@@ -346,13 +346,13 @@ fn check_epsilon(epsilon: f64) -> Result<(), ParamError> {
 
 /// `(p, q)` of binary randomised response: `e^ε/(1+e^ε)`, `1/(1+e^ε)`.
 pub fn rr_probabilities(epsilon: f64) -> (f64, f64) {
-    let e = epsilon.exp();
+    let e = libm::exp(epsilon);
     (e / (1.0 + e), 1.0 / (1.0 + e))
 }
 
 /// `(p, q)` of k-ary randomised response: `e^ε/(e^ε+k-1)`, `1/(e^ε+k-1)`.
 pub fn k_rr_probabilities(epsilon: f64, k: usize) -> (f64, f64) {
-    let e = epsilon.exp();
+    let e = libm::exp(epsilon);
     let d = e + (k as f64) - 1.0;
     (e / d, 1.0 / d)
 }
@@ -574,7 +574,7 @@ impl MechanismParams {
         let bound = |epsilon: &f64| {
             format!(
                 "any two true values are at most {:.2} times (e^ε) as likely to have produced what was sent",
-                epsilon.exp()
+                libm::exp(*epsilon)
             )
         };
         let memo = |m: &bool| {
@@ -754,7 +754,7 @@ mod tests {
 
     #[test]
     fn rr_internals() {
-        let m = MechanismParams::randomized_response(3f64.ln()).unwrap();
+        let m = MechanismParams::randomized_response(libm::log(3.0)).unwrap();
         let MechanismParams::RandomizedResponse { p, q, .. } = m else {
             panic!()
         };
@@ -765,7 +765,7 @@ mod tests {
     #[test]
     fn k_rr_internals_and_domain_hash() {
         let labels = ["build", "run", "test"];
-        let m = MechanismParams::k_rr(2f64.ln(), &labels).unwrap();
+        let m = MechanismParams::k_rr(libm::log(2.0), &labels).unwrap();
         let MechanismParams::KRandomizedResponse { p, q, domain, .. } = &m else {
             panic!()
         };

@@ -135,7 +135,7 @@ pub fn estimate_k_rr_frequencies(
 
 /// Variance of discrete Laplace noise with scale `sensitivity/ε`: `2α/(1-α)²`, `α = e^(-ε/sensitivity)`.
 pub fn discrete_laplace_noise_variance(epsilon: f64, sensitivity: u64) -> f64 {
-    let alpha = (-epsilon / sensitivity as f64).exp();
+    let alpha = libm::exp(-epsilon / sensitivity as f64);
     2.0 * alpha / ((1.0 - alpha) * (1.0 - alpha))
 }
 
@@ -641,7 +641,7 @@ mod tests {
 
     #[test]
     fn rr_se_at_ln3_is_one_point() {
-        let e = estimate_rr_proportion(5_000, 10_000, 3f64.ln()).unwrap();
+        let e = estimate_rr_proportion(5_000, 10_000, libm::log(3.0)).unwrap();
         assert!((e.value - 0.5).abs() < 1e-12);
         assert!(
             (e.standard_error - 0.01).abs() < 1e-12,

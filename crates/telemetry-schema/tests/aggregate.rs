@@ -1,4 +1,7 @@
 //! Aggregation across payloads, and catalogue validation.
+// Std's float functions are fine here: a test is not a host (clippy.toml says why they are not
+// in the library).
+#![allow(clippy::disallowed_methods)]
 
 use telemetry_schema::{
     Catalog, EstimateStatus, EventSpec, FieldSpec, FieldValue, MechanismKind, NameVersion, RunId,

@@ -95,7 +95,7 @@ impl RandomizedResponse {
 
     /// p = e^ε/(1+e^ε), the probability of reporting the truth (for descriptions and estimators).
     pub fn truth_probability(&self) -> f64 {
-        1.0 / (1.0 + (-self.epsilon.as_f64()).exp())
+        1.0 / (1.0 + libm::exp(-self.epsilon.as_f64()))
     }
 
     /// Randomises `value`.
@@ -175,7 +175,7 @@ impl KaryRandomizedResponse {
 
     /// p = e^ε/(e^ε + k − 1), the probability of keeping an in-domain value.
     pub fn keep_probability(&self) -> f64 {
-        let e = self.epsilon.as_f64().exp();
+        let e = libm::exp(self.epsilon.as_f64());
         e / (e + f64::from(self.k - 1))
     }
 
