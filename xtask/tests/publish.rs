@@ -683,6 +683,33 @@ fn packaged_files_use_only_what_the_package_keeps() {
         findings.extend(package_findings(dir, &dev_dependencies(&meta, name)));
     }
     assert!(findings.is_empty(), "{findings:#?}");
+    // `cargo install telemetry-cli` reads only the packaged manifest: it must carry the
+    // shipping profile, the workspace root's `[profile.release]` (which is not packaged).
+    let release = |manifest: &str| -> toml::Value {
+        let table: toml::Table = manifest.parse().unwrap();
+        table
+            .get("profile")
+            .and_then(|p| p.get("release"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no [profile.release] in\n{manifest}"))
+    };
+    let shipped = release(&std::fs::read_to_string(root().join("Cargo.toml")).unwrap());
+    assert_eq!(
+        shipped.get("lto"),
+        Some(&toml::Value::Boolean(true)),
+        "{shipped}"
+    );
+    let (_, cli) = SHIPPED
+        .iter()
+        .zip(&dirs)
+        .find(|(name, _)| **name == "telemetry-cli")
+        .unwrap();
+    let packaged = std::fs::read_to_string(cli.join("Cargo.toml")).unwrap();
+    assert_eq!(
+        release(&packaged),
+        shipped,
+        "the packaged telemetry-cli's [profile.release]"
+    );
 }
 
 #[test]
