@@ -91,10 +91,27 @@ struct Entry {
     summary: Summary,
 }
 
+/// An entry as [`record`] carries it over: the same fields as [`Entry`], the summary's
+/// strings unchecked.
 #[derive(Serialize, Deserialize)]
-struct IndexFile {
+struct StoredEntry {
+    file: String,
+    identity: FileIdentity,
+    summary: StoredSummary,
+}
+
+/// [`Summary`] as stored, unchecked: serialises to the same JSON.
+#[derive(Serialize, Deserialize)]
+struct StoredSummary {
+    day: String,
+    schema_version: String,
+    events: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct IndexFile<E> {
     format: u32,
-    entries: Vec<Entry>,
+    entries: Vec<E>,
 }
 
 /// The index of one directory, as read by [`load`].
@@ -133,6 +150,10 @@ pub(crate) fn load(dir: &Path) -> PayloadIndex {
 }
 
 fn read_entries(dir: &Path) -> Option<(Vec<Entry>, Metadata)> {
+    read_index::<Entry>(dir)
+}
+
+fn read_index<E: serde::de::DeserializeOwned>(dir: &Path) -> Option<(Vec<E>, Metadata)> {
     // A symlink planted as the index is not followed, nor does a named pipe hang.
     let file = crate::store::open_regular(&dir.join(INDEX_FILE)).ok()??;
     let meta = file.metadata().ok()?;
@@ -146,28 +167,39 @@ fn read_entries(dir: &Path) -> Option<(Vec<Entry>, Metadata)> {
     if bytes.len() as u64 > MAX_INDEX_BYTES {
         return None;
     }
-    let index: IndexFile = serde_json::from_slice(&bytes).ok()?;
+    let index: IndexFile<E> = serde_json::from_slice(&bytes).ok()?;
     (index.format == FORMAT).then_some((index.entries, meta))
 }
 
 /// Notes that payload `file` was just written to `dir` with `summary`, and forgets the files
 /// that are gone (sent, pruned, removed). Call with the directory's lock held. A cache: the
 /// caller ignores an error, which only costs `show` a re-read.
-pub(crate) fn record(dir: &Path, file: &str, summary: Summary) -> io::Result<()> {
+///
+/// `present` names the payload files in `dir` now (the flush lists it once for everything):
+/// entries of other files are dropped. The other entries pass through as they were read,
+/// unchecked ([`StoredEntry`]): checking them is [`load`]'s job, and at the store's bound
+/// (500 entries) checking each one every run would cost more than the rest of the flush.
+pub(crate) fn record(
+    dir: &Path,
+    file: &str,
+    summary: Summary,
+    present: &[String],
+) -> io::Result<()> {
     let identity = FileIdentity::of(&std::fs::symlink_metadata(dir.join(file))?)
         .ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
-    let present: HashSet<String> = crate::store::list_dir(dir)
-        .map_err(crate::store::Refusal::into_io_error)?
-        .into_iter()
-        .filter_map(|e| e.name.into_string().ok())
-        .filter(|name| name.ends_with(".json"))
-        .collect();
-    let mut entries = read_entries(dir).map(|(e, _)| e).unwrap_or_default();
-    entries.retain(|e| e.file != file && present.contains(&e.file));
-    entries.push(Entry {
+    let present: HashSet<&str> = present.iter().map(String::as_str).collect();
+    let mut entries: Vec<StoredEntry> = read_index::<StoredEntry>(dir)
+        .map(|(e, _)| e)
+        .unwrap_or_default();
+    entries.retain(|e| e.file != file && present.contains(e.file.as_str()));
+    entries.push(StoredEntry {
         file: file.to_owned(),
         identity,
-        summary,
+        summary: StoredSummary {
+            day: summary.day.to_string(),
+            schema_version: summary.schema_version.to_string(),
+            events: summary.events,
+        },
     });
     let bytes = serde_json::to_vec(&IndexFile {
         format: FORMAT,

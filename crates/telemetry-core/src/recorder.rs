@@ -644,8 +644,18 @@ impl Recorder {
         // reader takes it for a payload.
         store::write_replacing(dir, &name, bytes.as_bytes(), 0o600)
             .map_err(|e| RecordError::Io(dir.join(&name), e.to_string()))?;
+        // One listing serves the sweep of temporary files, the bounds and the index: with the
+        // store at its bound (500 payloads, the steady state without an uploader) each
+        // listing costs more than the rest of the flush.
+        let Some(mut listing) = PendingListing::read(dir) else {
+            return Ok(Some(dir.join(name)));
+        };
+        if listing.has_temp_files {
+            // Temporary files of a writer killed mid-flush: never read, but they must not pile up.
+            store::remove_stale_temp_files(dir);
+        }
         if self.mode == Mode::Live {
-            enforce_bounds(dir, self.limits);
+            enforce_bounds(dir, self.limits, &mut listing.payloads);
         }
         let summary = crate::payload_index::Summary {
             day: envelope.period.day,
@@ -653,7 +663,7 @@ impl Recorder {
             events: envelope.events.len(),
         };
         // A cache for `show`: failing to update it costs a re-read there, never this payload.
-        let _ = crate::payload_index::record(dir, &name, summary);
+        let _ = crate::payload_index::record(dir, &name, summary, &listing.names());
         Ok(Some(dir.join(name)))
     }
 
@@ -815,9 +825,8 @@ impl Recorder {
             // journal commits metadata in order (ext4, XFS) a payload that survives a power
             // failure implies that the ledger renamed before it did too.
             store::write_replacing(dir, name, &bytes, 0o600).map_err(io)?;
-        }
-        // Where the ledger (and the config) are written, killed writers leave temporary files.
-        if let Some(dir) = path.parent() {
+            // Where the ledger (and the config) are written, killed writers leave temporary
+            // files: swept when the ledger is written, not on every run (a listing each time).
             store::remove_stale_temp_files(dir);
         }
         Ok((kept, dropped))
@@ -902,34 +911,52 @@ fn lock(path: &Path) -> Result<File, RecordError> {
     store::lock_file(path).map_err(RecordError::Refused)
 }
 
-/// Deletes the oldest pending payloads (run ids are UUIDv7, so names sort by age) until at
-/// most `max_pending_files` and `max_pending_bytes` remain.
-fn enforce_bounds(dir: &Path, limits: Limits) {
-    // Temporary files of a writer killed mid-flush: never read, but they must not pile up.
-    store::remove_stale_temp_files(dir);
-    let Ok(entries) = store::list_dir(dir) else {
-        return;
-    };
-    let mut files: Vec<(PathBuf, u64)> = entries
-        .into_iter()
-        .filter(store::DirItem::is_regular_file)
-        .map(|e| dir.join(e.name))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .filter_map(|p| {
-            let len = std::fs::symlink_metadata(&p).ok()?.len();
-            Some((p, len))
+/// What a flush needs to know of the pending directory, from one listing.
+struct PendingListing {
+    /// The payload files (regular `*.json` files): name and size.
+    payloads: Vec<(String, u64)>,
+    /// Whether any entry is a temporary file (`.tmp-*`) of an atomic write.
+    has_temp_files: bool,
+}
+
+impl PendingListing {
+    fn read(dir: &Path) -> Option<Self> {
+        let is_payload = |name: &std::ffi::OsStr| name.as_encoded_bytes().ends_with(b".json");
+        let entries = store::list_dir_sizing(dir, &is_payload).ok()?;
+        let has_temp_files = entries
+            .iter()
+            .any(|(e, _)| e.name.as_encoded_bytes().starts_with(b".tmp-"));
+        let payloads = entries
+            .into_iter()
+            .filter_map(|(e, size)| Some((e.name.into_string().ok()?, size?)))
+            .collect();
+        Some(Self {
+            payloads,
+            has_temp_files,
         })
-        .collect();
-    files.sort();
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.payloads.iter().map(|(name, _)| name.clone()).collect()
+    }
+}
+
+/// Deletes the oldest pending payloads (run ids are UUIDv7, so names sort by age) until at
+/// most `max_pending_files` and `max_pending_bytes` remain; `payloads` (names and sizes, as
+/// listed) keeps those that remain.
+fn enforce_bounds(dir: &Path, limits: Limits, payloads: &mut Vec<(String, u64)>) {
+    let mut files = std::mem::take(payloads);
+    // By name: strings, not paths, whose comparison walks components (it showed in profiles).
+    files.sort_unstable();
     let mut total: u64 = files.iter().map(|(_, n)| n).sum();
     let mut count = files.len() as u64;
-    for (path, len) in files {
-        if count <= limits.max_pending_files && total <= limits.max_pending_bytes {
-            break;
-        }
-        if std::fs::remove_file(&path).is_ok() {
+    for (name, len) in files {
+        let over = count > limits.max_pending_files || total > limits.max_pending_bytes;
+        if over && std::fs::remove_file(dir.join(&name)).is_ok() {
             count -= 1;
             total = total.saturating_sub(len);
+        } else {
+            payloads.push((name, len));
         }
     }
 }

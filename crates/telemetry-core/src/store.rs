@@ -314,6 +314,16 @@ pub fn list_dir(path: &Path) -> Result<Vec<DirItem>, Refusal> {
     sys::list_dir(path)
 }
 
+/// [`list_dir`], with the size of each regular file whose name `sized` accepts (looked up
+/// relative to the open directory, not following a symlink; `None` for the other entries, and
+/// for a file that vanished or changed type in between).
+pub fn list_dir_sizing(
+    path: &Path,
+    sized: &dyn Fn(&std::ffi::OsStr) -> bool,
+) -> Result<Vec<(DirItem, Option<u64>)>, Refusal> {
+    sys::list_dir_sizing(path, sized)
+}
+
 /// Opens a private directory without following a symlink at its last component and
 /// checks it through the descriptor. `Ok(None)` when it does not exist. Off Unix an existing
 /// one is refused.

@@ -114,6 +114,23 @@ pub(super) fn read_private_file(dir: &Path, _name: &str) -> Result<Option<Vec<u8
     refuse_existing(dir).map(|_| None)
 }
 
+pub(super) fn list_dir_sizing(
+    path: &Path,
+    sized: &dyn Fn(&std::ffi::OsStr) -> bool,
+) -> Result<Vec<(DirItem, Option<u64>)>, Refusal> {
+    Ok(list_dir(path)?
+        .into_iter()
+        .map(|item| {
+            let size = (item.file_type == FileType::RegularFile && sized(&item.name))
+                .then(|| std::fs::symlink_metadata(path.join(&item.name)))
+                .and_then(Result::ok)
+                .filter(std::fs::Metadata::is_file)
+                .map(|m| m.len());
+            (item, size)
+        })
+        .collect())
+}
+
 pub(super) fn list_dir(path: &Path) -> Result<Vec<DirItem>, Refusal> {
     match type_at(path)? {
         Some(FileType::Directory) => {}

@@ -216,6 +216,31 @@ pub(super) fn list_dir(path: &Path) -> Result<Vec<DirItem>, Refusal> {
     list_fd(&fd, path)
 }
 
+pub(super) fn list_dir_sizing(
+    path: &Path,
+    sized: &dyn Fn(&std::ffi::OsStr) -> bool,
+) -> Result<Vec<(DirItem, Option<u64>)>, Refusal> {
+    let fd = match rustix::fs::open(path, DIR_FLAGS, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(errno) => return Err(io_refusal(path, errno)),
+    };
+    Ok(list_fd(&fd, path)?
+        .into_iter()
+        .map(|item| {
+            // Relative to the open directory: one name looked up, not the whole path again.
+            let size = (item.file_type == FileType::RegularFile && sized(&item.name))
+                .then(|| rustix::fs::statat(&fd, &item.name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW))
+                .and_then(Result::ok)
+                .filter(|st| {
+                    rustix::fs::FileType::from_raw_mode(st.st_mode)
+                        == rustix::fs::FileType::RegularFile
+                })
+                .map(|st| u64::try_from(st.st_size).unwrap_or(0));
+            (item, size)
+        })
+        .collect())
+}
+
 fn list_fd(fd: &OwnedFd, path: &Path) -> Result<Vec<DirItem>, Refusal> {
     use std::os::unix::ffi::OsStrExt;
     let dir = rustix::fs::Dir::read_from(fd).map_err(|e| io_refusal(path, e))?;
