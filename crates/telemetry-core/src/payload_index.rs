@@ -290,7 +290,12 @@ mod tests {
             schema_version: Version::new(version).unwrap(),
             events,
         };
-        record(dir, file, summary).expect("index written");
+        let present: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".json"))
+            .collect();
+        record(dir, file, summary, &present).expect("index written");
     }
 
     #[test]

@@ -705,6 +705,35 @@ mod unix_tests {
         ));
     }
 
+    /// Sizes only for regular files the filter accepts: not for a directory or a symlink of
+    /// such a name (not followed), nor for other names.
+    #[test]
+    fn listed_sizes_are_of_accepted_regular_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("a.json"), b"{}").unwrap();
+        fs::write(d.join("b.txt"), b"text").unwrap();
+        fs::create_dir(d.join("c.json")).unwrap();
+        symlink(d.join("a.json"), d.join("d.json")).unwrap();
+        let mut sized: Vec<(String, Option<u64>)> =
+            list_dir_sizing(d, &|name| name.as_encoded_bytes().ends_with(b".json"))
+                .unwrap()
+                .into_iter()
+                .map(|(e, size)| (e.name.into_string().unwrap(), size))
+                .collect();
+        sized.sort();
+        assert_eq!(
+            sized,
+            [
+                ("a.json".to_owned(), Some(2)),
+                ("b.txt".to_owned(), None),
+                ("c.json".to_owned(), None),
+                ("d.json".to_owned(), None),
+            ]
+        );
+        assert!(list_dir_sizing(&d.join("d.json"), &|_| true).is_err());
+    }
+
     /// Stale temporary files go; fresh ones, other names, symlinks and directories stay.
     #[test]
     fn only_stale_regular_temporary_files_are_removed() {
