@@ -7,7 +7,7 @@
 //! `Telemetry` handle declaring one `#[derive(Event)]` of two fields, 10 `record` calls of that
 //! event with distinct values, so that the payload carries 10 events, and the handle's drop at
 //! exit). `--toolkit DIR` builds the host against another checkout's `telemetry-core` (and its
-//! `Cargo.lock`), e.g. an export of an older commit, for before/after figures. Four cases, interleaved in one run (every iteration
+//! `Cargo.lock`), e.g. an export of an older commit, for before/after figures. Five cases, interleaved in one run (every iteration
 //! runs every case, in a rotating order, after a warm-up), each a fresh process:
 //!
 //! - `plain`: `host-plain`, the baseline;
@@ -15,7 +15,10 @@
 //! - `disabled (DO_NOT_TRACK=1)`: `host-telemetry` in a HOME where consent was given, with the
 //!   hard override set (so the override, not a missing token, is what turns it off);
 //! - `enabled`: `host-telemetry` in a HOME where consent was given: it records 10 events and
-//!   writes its payload.
+//!   writes its payload;
+//! - `enabled, 500 kept`: the same in a HOME whose `uploads-pending/` is at its bound (500
+//!   payloads), where a build without an uploader settles: each run writes one payload and
+//!   prunes the oldest. No target of its own; it measures what users of such a build live with.
 //!
 //! Targets (medians, spawn to exit): disabled ≤ plain + 50 µs, enabled ≤ plain + 300 µs. The
 //! command prints PASS/MISS and exits 0 either way: a wall time on a shared 2-core machine is a
@@ -26,7 +29,7 @@
 //! Every enabled run's payload is checked and removed right after the run (outside the timed
 //! span), so every run starts from the same state: consent, ledger, the recorder's index and an
 //! empty `uploads-pending/`. Letting the payloads pile up would make the later runs pay for the
-//! pending-directory bound (500 files) and measure a state no host stays in. The ledger is the
+//! pending-directory bound (500 files): that state is the fifth case's, measured apart. The ledger is the
 //! one thing that grows: the host spends ≈ 2 ε a run (the built-in `component_initialized` at
 //! 1 ε, the 10 reports at 0.1 ε each) under a daily cap raised to 1,000, so a consented HOME is
 //! replaced by a fresh one every [`RUNS_PER_HOME`] enabled runs, before the cap could drop a
@@ -66,6 +69,9 @@ const ENABLED_TARGET: Duration = Duration::from_micros(300);
 const EVENTS_PER_RUN: usize = 10;
 /// Enabled runs per consented HOME: 2 ε a run stays under the host's cap of 1,000.
 const RUNS_PER_HOME: usize = 400;
+/// The pending directory's default bound (`telemetry.max_pending_files`), where a build
+/// without an uploader settles.
+const PENDING_BOUND: usize = 500;
 /// The event the host records, as named in its payload.
 const EVENT_NAME: &str = "command_run";
 /// What every case is run with: a command word and a flag for the host to parse.
@@ -317,6 +323,9 @@ enum After {
     Nothing,
     /// Exactly one payload with the bench's 10 events; then removed.
     TakePayload,
+    /// Still [`PENDING_BOUND`] payloads (the run wrote one and pruned the oldest), the newest
+    /// with the bench's 10 events.
+    KeepsBound,
 }
 
 struct Case {
@@ -361,6 +370,33 @@ fn take_payload(home: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(payload).with_context(|| format!("reading {}", payload.display()))?;
     check_payload(&bytes).with_context(|| format!("payload {}", payload.display()))?;
     std::fs::remove_file(payload).with_context(|| format!("removing {}", payload.display()))
+}
+
+/// Checks that `home` holds [`PENDING_BOUND`] payloads, the newest with the bench's events.
+fn check_bound(home: &Path) -> anyhow::Result<()> {
+    let found = payloads(home);
+    ensure!(
+        found.len() == PENDING_BOUND,
+        "{} payloads in {} (expected the bound, {PENDING_BOUND})",
+        found.len(),
+        home.display()
+    );
+    // Run ids are UUIDv7: the last name is the newest payload.
+    let newest = found.last().context("no payload")?;
+    let bytes = std::fs::read(newest).with_context(|| format!("reading {}", newest.display()))?;
+    check_payload(&bytes).with_context(|| format!("payload {}", newest.display()))
+}
+
+/// A consented HOME whose pending directory is at its bound: [`PENDING_BOUND`] runs' payloads.
+fn home_at_bound(dir: &Path, host: &Path) -> anyhow::Result<()> {
+    consented_home(dir, host)?;
+    for _ in 0..PENDING_BOUND {
+        run_checked(
+            command(host, dir, HOST_ARGS),
+            "host-telemetry (filling the store)",
+        )?;
+    }
+    check_bound(dir)
 }
 
 fn check_payload(bytes: &[u8]) -> anyhow::Result<()> {
@@ -470,6 +506,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut generation = 0;
     let enabled_home = |generation: usize| scratch.0.join(format!("home-enabled-{generation}"));
     consented_home(&enabled_home(generation), &hosts.telemetry)?;
+    let at_bound = scratch.0.join("home-at-bound");
+    home_at_bound(&at_bound, &hosts.telemetry)?;
 
     let mut cases = [
         Case {
@@ -504,6 +542,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             target: Some(ENABLED_TARGET),
             after: After::TakePayload,
         },
+        Case {
+            label: "enabled, 500 kept",
+            exe: hosts.telemetry.clone(),
+            home: at_bound.clone(),
+            dnt: false,
+            // The steady state of a build without an uploader: no target of its own (the
+            // issue's is for the run above), shown so that what users live with is measured.
+            target: None,
+            after: After::KeepsBound,
+        },
     ];
 
     // Every case once, with its output visible on failure.
@@ -520,8 +568,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         );
-        if case.after == After::TakePayload {
-            take_payload(&case.home)?;
+        match case.after {
+            After::TakePayload => take_payload(&case.home)?,
+            After::KeepsBound => check_bound(&case.home)?,
+            After::Nothing => {}
         }
     }
     let dnt_files = {
@@ -558,6 +608,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             let took = started.elapsed();
             let status = status.with_context(|| format!("running {}", case.label))?;
             ensure!(status.success(), "{} exited with {status}", case.label);
+            if case.after == After::KeepsBound {
+                check_bound(&case.home)?;
+            }
             if case.after == After::TakePayload {
                 take_payload(&case.home)?;
                 enabled_runs += 1;
