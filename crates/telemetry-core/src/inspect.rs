@@ -75,7 +75,7 @@ pub struct PayloadSummary {
 ///
 /// Both refuse the same documents: `telemetry-schema`'s tests check that
 /// [`decode_payload`] accepts exactly what `validate_payload` accepts on every fixture and on
-/// thousands of mutations of them. The JSON Schema remains the reference, which the standalone
+/// over 2,000 mutations of them. The JSON Schema remains the reference, which the standalone
 /// `telemetry` binary and the collector apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
