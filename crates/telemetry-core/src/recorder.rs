@@ -825,8 +825,9 @@ impl Recorder {
             // journal commits metadata in order (ext4, XFS) a payload that survives a power
             // failure implies that the ledger renamed before it did too.
             store::write_replacing(dir, name, &bytes, 0o600).map_err(io)?;
-            // Where the ledger (and the config) are written, killed writers leave temporary
-            // files: swept when the ledger is written, not on every run (a listing each time).
+        }
+        // Where the ledger (and the config) are written, killed writers leave temporary files.
+        if let Some(dir) = path.parent() {
             store::remove_stale_temp_files(dir);
         }
         Ok((kept, dropped))
