@@ -2,6 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
@@ -235,6 +236,11 @@ impl Builder {
     /// Decides, and returns the handle. Never fails and never panics: any doubt means
     /// disabled, with a warning. Writes nothing, except the opt-out notice marker in the
     /// run that shows the notice.
+    ///
+    /// Switched off by a hard override (`DO_NOT_TRACK`, `<APP>_TELEMETRY`, CI), it reads only
+    /// the environment: the app directory, config and consent token, which cannot turn it on
+    /// again, are read when [`Telemetry::decision`], [`Telemetry::status`] or the warnings
+    /// are first asked for, and what they show is what the files said then.
     pub fn build(self) -> Telemetry {
         let env = self.env.clone().unwrap_or_else(Env::from_process);
         let mut warnings = Vec::new();
@@ -259,6 +265,97 @@ impl Builder {
             }
             (None, None) => None,
         };
+        // Switched off by a hard override (DO_NOT_TRACK, <APP>_TELEMETRY, CI) with no preview
+        // asked for: nothing can turn it on again, so the rest of the decision (app directory,
+        // config, consent token) is worked out only when asked for (`decision`, `status`). A
+        // disabled run pays for reading the environment, not for reading files.
+        if let Some(app) = &app {
+            let (mut inputs, mut override_warnings, mut preview) = (Vec::new(), Vec::new(), false);
+            hard_overrides(
+                app,
+                &env,
+                self.ci_detection,
+                &mut inputs,
+                &mut override_warnings,
+                &mut preview,
+            );
+            if !preview && inputs.iter().any(|i| i.effect == Effect::Disables) {
+                if self.print_warnings {
+                    print_warnings(&self.app, quiet_warnings(&override_warnings, &inputs));
+                }
+                return Telemetry {
+                    enabled: AtomicBool::new(false),
+                    active: AtomicBool::new(false),
+                    recorder: None,
+                    app_name: self.app.clone(),
+                    app: Some(app.clone()),
+                    builder: self,
+                    paths,
+                    resolved: OnceLock::new(),
+                    env,
+                    early_warnings: warnings,
+                };
+            }
+        }
+        let early_warnings = warnings.clone();
+        let Resolved {
+            decision,
+            token,
+            config,
+            mut warnings,
+            platform_refused,
+        } = self.resolve(&env, &app, &paths, warnings);
+
+        // Not even a preview is written into a directory others control, or that the
+        // platform cannot keep private.
+        let recorder = if platform_refused {
+            None
+        } else {
+            self.recorder(&decision, paths.as_ref(), &config, &mut warnings)
+        };
+        // `is_enabled` tells the truth: on only if this run can record (or only looks).
+        let enabled = decision.enabled && (recorder.is_some() || !self.recording);
+        let telemetry = Telemetry {
+            enabled: AtomicBool::new(enabled),
+            active: AtomicBool::new(recorder.is_some()),
+            recorder,
+            app_name: self.app.clone(),
+            app,
+            builder: self,
+            paths,
+            resolved: OnceLock::from(Resolved {
+                decision,
+                token,
+                config,
+                warnings,
+                platform_refused,
+            }),
+            env,
+            early_warnings,
+        };
+        if telemetry.builder.print_warnings {
+            print_warnings(&telemetry.app_name, telemetry.printed_warnings());
+        }
+        if telemetry.active.load(Ordering::Relaxed) {
+            telemetry.record(&ComponentInitialized {
+                component: 0,
+                sdk_version: env!("CARGO_PKG_VERSION"),
+                runtime_version: RUSTC_VERSION,
+            });
+        }
+        telemetry
+    }
+
+    /// Everything the decision takes from the app directory, the config and the consent token,
+    /// after what [`Builder::build`] read first (`warnings` so far). No file is written, except
+    /// the first-run notice's marker of an opt-out app that is not switched off.
+    fn resolve(
+        &self,
+        env: &Env,
+        app: &Option<AppName>,
+        paths: &Option<Paths>,
+        mut warnings: Vec<Warning>,
+    ) -> Resolved {
         // Off Unix nothing can prove the app directory private: the platform keeps telemetry
         // off, says so in `status`, and the directory is not even opened.
         let platform_input = crate::platform::decision_input(paths.as_ref().map(Paths::root));
@@ -276,7 +373,7 @@ impl Builder {
             ));
         }
         let config = match &app {
-            Some(app) => config::load(app, paths.as_ref(), &env, &self.config_overrides),
+            Some(app) => config::load(app, paths.as_ref(), env, &self.config_overrides),
             None => ConfigOutcome::default(),
         };
         warnings.extend(config.warnings.iter().cloned());
@@ -297,7 +394,7 @@ impl Builder {
         if let Some(app) = &app {
             hard_overrides(
                 app,
-                &env,
+                env,
                 self.ci_detection,
                 &mut inputs,
                 &mut warnings,
@@ -392,44 +489,13 @@ impl Builder {
             decision.preview = false;
         }
 
-        // Not even a preview is written into a directory others control, or that the
-        // platform cannot keep private.
-        let recorder = match (&app_dir_refused, &platform_input) {
-            (None, None) => self.recorder(&decision, paths.as_ref(), &config, &mut warnings),
-            _ => None,
-        };
-        // `is_enabled` tells the truth: on only if this run can record (or only looks).
-        let enabled = decision.enabled && (recorder.is_some() || !self.recording);
-        let telemetry = Telemetry {
-            enabled: AtomicBool::new(enabled),
-            active: AtomicBool::new(recorder.is_some()),
-            recorder,
-            app_name: self.app.clone(),
-            app,
-            builder: self,
-            paths,
+        Resolved {
             decision,
             token,
             config,
             warnings,
-        };
-        if telemetry.builder.print_warnings {
-            let mut stderr = std::io::stderr().lock();
-            for w in telemetry.printed_warnings() {
-                // A warning quotes what it is about (an env value, a path): shown, not obeyed.
-                let line = format!("{}: telemetry: warning: {w}\n", telemetry.app_name);
-                let _ = stderr
-                    .write_all(telemetry_schema::display::escape_for_terminal(&line).as_bytes());
-            }
+            platform_refused: app_dir_refused.is_some() || platform_input.is_some(),
         }
-        if telemetry.active.load(Ordering::Relaxed) {
-            telemetry.record(&ComponentInitialized {
-                component: 0,
-                sdk_version: env!("CARGO_PKG_VERSION"),
-                runtime_version: RUSTC_VERSION,
-            });
-        }
-        telemetry
     }
 
     /// Whether the declared events can be recorded: each compiles to its mechanisms, names
@@ -853,10 +919,49 @@ pub struct Telemetry {
     app: Option<AppName>,
     builder: Builder,
     paths: Option<Paths>,
+    /// The decision and what it read, worked out at `build` unless a hard override made that
+    /// unnecessary (then on first use).
+    resolved: OnceLock<Resolved>,
+    /// The environment `build` saw, for working out the rest of the decision later.
+    env: Env,
+    /// The warnings `build` found before the app directory, config and token.
+    early_warnings: Vec<Warning>,
+}
+
+/// What the decision takes from the app directory, config and consent token ([`Builder::resolve`]).
+#[derive(Debug)]
+struct Resolved {
     decision: Decision,
     token: TokenState,
     config: ConfigOutcome,
     warnings: Vec<Warning>,
+    /// The app directory or the platform cannot keep files private: nothing is recorded.
+    platform_refused: bool,
+}
+
+/// Prints `warnings` on stderr, each quoting what it is about, escaped (shown, not obeyed).
+fn print_warnings<'a>(app: &str, warnings: impl Iterator<Item = &'a Warning>) {
+    let mut stderr = std::io::stderr().lock();
+    for w in warnings {
+        let line = format!("{app}: telemetry: warning: {w}\n");
+        let _ = stderr.write_all(telemetry_schema::display::escape_for_terminal(&line).as_bytes());
+    }
+}
+
+/// The warnings printed when a hard override switched telemetry off: only those about an
+/// override's own variable (the host's output stays quiet; `status` lists every warning).
+fn quiet_warnings<'a>(
+    warnings: &'a [Warning],
+    inputs: &'a [Input],
+) -> impl Iterator<Item = &'a Warning> {
+    let overrides: Vec<&str> = inputs
+        .iter()
+        .filter(|i| i.stage == Stage::HardOverride)
+        .map(|i| i.name.as_str())
+        .collect();
+    warnings.iter().filter(move |w| {
+        matches!(&w.location, Location::EnvVar(name) if overrides.contains(&name.as_str()))
+    })
 }
 
 impl Telemetry {
@@ -929,7 +1034,7 @@ impl Telemetry {
             return Ok(None);
         }
         let written = recorder.flush()?;
-        if self.decision.preview
+        if self.resolved().decision.preview
             && let Some(path) = &written
         {
             let run = path
@@ -977,7 +1082,7 @@ impl Telemetry {
     /// The decision made at start-up, with every input and its provenance. (It does not
     /// reflect a later [`Telemetry::disable`].)
     pub fn decision(&self) -> &Decision {
-        &self.decision
+        &self.resolved().decision
     }
 
     /// The warnings a handle prints on stderr when it is built (unless the builder turned that
@@ -987,22 +1092,34 @@ impl Telemetry {
         // Switched off by a hard override (DO_NOT_TRACK, <APP>_TELEMETRY, CI): the toolkit
         // says nothing in the host's output (cron, systemd, CI logs) except about an override
         // value it could not read; `status` still lists every warning.
-        let quiet = self.decision.hard_override().is_some();
-        let overrides: Vec<&str> = self
-            .decision
-            .inputs
-            .iter()
-            .filter(|i| quiet && i.stage == crate::decision::Stage::HardOverride)
-            .map(|i| i.name.as_str())
-            .collect();
-        self.warnings.iter().filter(move |w| {
-            !quiet || matches!(&w.location, Location::EnvVar(name) if overrides.contains(&name.as_str()))
+        let resolved = self.resolved();
+        let quiet = resolved.decision.hard_override().is_some();
+        let (all, quiet_only): (&[Warning], Vec<&Warning>) = if quiet {
+            (
+                &[],
+                quiet_warnings(&resolved.warnings, &resolved.decision.inputs).collect(),
+            )
+        } else {
+            (&resolved.warnings, Vec::new())
+        };
+        all.iter().chain(quiet_only)
+    }
+
+    /// The rest of the decision, worked out now if `build` did not need it.
+    fn resolved(&self) -> &Resolved {
+        self.resolved.get_or_init(|| {
+            self.builder.resolve(
+                &self.env,
+                &self.app,
+                &self.paths,
+                self.early_warnings.clone(),
+            )
         })
     }
 
     /// Every warning found while deciding (what `status` lists).
     pub fn warnings(&self) -> &[Warning] {
-        &self.warnings
+        &self.resolved().warnings
     }
 
     /// The app name as given to the builder.
@@ -1032,12 +1149,12 @@ impl Telemetry {
 
     /// What was found at the consent token's path.
     pub fn consent_token(&self) -> &TokenState {
-        &self.token
+        &self.resolved().token
     }
 
     /// The loaded configuration and its provenance.
     pub fn config(&self) -> &ConfigOutcome {
-        &self.config
+        &self.resolved().config
     }
 
     /// The builder this handle was made from (to re-decide, e.g. before an upload).
@@ -1062,20 +1179,26 @@ impl Telemetry {
 
     /// A snapshot for `telemetry status`.
     pub fn status(&self) -> StatusReport {
-        let dnt = self.decision.input("DO_NOT_TRACK");
+        let Resolved {
+            decision,
+            token,
+            warnings,
+            ..
+        } = self.resolved();
+        let dnt = decision.input("DO_NOT_TRACK");
         let env_var = self.app.as_ref().map(AppName::telemetry_var);
         let env_override = self.app.as_ref().and_then(|app| {
             [app.telemetry_var(), app.disabled_var(), app.enabled_var()]
                 .into_iter()
-                .filter_map(|name| self.decision.input(&name))
+                .filter_map(|name| decision.input(&name))
                 .find(|i| i.effect == Effect::Disables)
         });
         StatusReport {
             app: self.app_name.clone(),
-            enabled: self.decision.enabled,
-            preview: self.decision.preview,
+            enabled: decision.enabled,
+            preview: decision.preview,
             policy: self.builder.policy,
-            decided_by: self.decision.decided_by_label(),
+            decided_by: decision.decided_by_label(),
             do_not_track_active: dnt.is_some_and(|i| i.effect == Effect::Disables),
             do_not_track_value: dnt.map(|i| i.value.clone()).unwrap_or_default(),
             env_override_active: env_override.is_some(),
@@ -1084,8 +1207,8 @@ impl Telemetry {
                 .or(env_var)
                 .unwrap_or_default(),
             env_override_value: env_override.map(|i| i.value.clone()),
-            consent_token: self.token.label().to_owned(),
-            consent_token_detail: match &self.token {
+            consent_token: token.label().to_owned(),
+            consent_token_detail: match &token {
                 TokenState::Absent => None,
                 TokenState::Valid(t) => Some(format!(
                     "consent version {} given {}",
@@ -1101,8 +1224,8 @@ impl Telemetry {
             pending_payloads: self.pending_payloads(),
             pending_dir: self.paths.as_ref().map(Paths::pending_dir),
             directory: self.paths.as_ref().map(|p| p.root().to_owned()),
-            inputs: self.decision.inputs.clone(),
-            warnings: self.warnings.iter().map(ToString::to_string).collect(),
+            inputs: decision.inputs.clone(),
+            warnings: warnings.iter().map(ToString::to_string).collect(),
             budget: self.budget(),
             posture: self.builder.posture.clone(),
         }

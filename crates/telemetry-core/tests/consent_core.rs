@@ -579,3 +579,47 @@ fn an_invalid_app_name_is_disabled_not_a_panic() {
     assert!(!t.is_enabled());
     assert!(t.paths().is_none());
 }
+
+/// Switched off by a hard override, `build` reads none of the app's files: the app directory,
+/// the config and the consent token are read when the decision is first asked for
+/// (`decision`, `status`, `warnings`), and then say all they say in any other run.
+#[test]
+fn a_hard_override_reads_the_files_only_when_asked_and_status_tells_everything() {
+    let home = Home::new();
+    home.enabled_install();
+    fs::write(home.app_dir().join("config.toml"), "not [[ toml").unwrap();
+    let dnt = [("DO_NOT_TRACK", "1")];
+
+    let t = home.build(&dnt);
+    assert!(!t.is_enabled());
+    // Built before the token is removed, asked after: what `status` shows was read then.
+    fs::remove_file(home.token()).unwrap();
+    let status = t.status();
+    assert_eq!(status.consent_token, "absent");
+    // Quiet in the host's output: no warning is about DO_NOT_TRACK itself.
+    assert_eq!(t.printed_warnings().count(), 0);
+    assert_eq!(
+        t.decision().hard_override().map(|i| i.name.as_str()),
+        Some("DO_NOT_TRACK")
+    );
+    assert!(
+        t.warnings()
+            .iter()
+            .any(|w| w.to_string().contains("config.toml")),
+        "{:?}",
+        t.warnings()
+    );
+    // Everything else as a handle built now, the override's laziness aside.
+    let now = home.build(&dnt);
+    assert_eq!(now.status().consent_token, "absent");
+    assert_eq!(now.decision(), t.decision());
+    assert_eq!(now.warnings(), t.warnings());
+
+    // Without the override the same files decide at `build`, and its output says so.
+    let on = home.build(&[]);
+    assert!(!on.is_enabled(), "a broken config.toml keeps telemetry off");
+    assert!(
+        on.printed_warnings()
+            .any(|w| w.to_string().contains("config.toml"))
+    );
+}
