@@ -170,6 +170,13 @@ impl ConfigOutcome {
     }
 }
 
+/// Whether `env` has a `<APP>_CONFIG_*` variable, which [`load`] layers over the file.
+pub(crate) fn has_variables(app: &AppName, env: &Env) -> bool {
+    let prefix = format!("{}_CONFIG_", app.env_prefix());
+    env.iter()
+        .any(|(name, _)| name.to_str().is_some_and(|n| n.starts_with(&prefix)))
+}
+
 /// `figment` (the defaults if none yet) with `layer` merged over it.
 fn layered<T: Serialize>(figment: Option<Figment>, layer: Serialized<T>) -> Option<Figment> {
     let base = figment.unwrap_or_else(|| Figment::from(Serialized::defaults(Config::default())));

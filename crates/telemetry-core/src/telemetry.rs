@@ -265,10 +265,14 @@ impl Builder {
             }
             (None, None) => None,
         };
-        // Switched off by a hard override (DO_NOT_TRACK, <APP>_TELEMETRY, CI) with no preview
-        // asked for: nothing can turn it on again, so the rest of the decision (app directory,
-        // config, consent token) is worked out only when asked for (`decision`, `status`). A
-        // disabled run pays for reading the environment, not for reading files.
+        // Off for certain before any file is read, with no preview asked for:
+        // - switched off by a hard override (DO_NOT_TRACK, <APP>_TELEMETRY, CI), which nothing
+        //   overrules;
+        // - or an opt-in app with no app directory at all: no consent token can exist, and
+        //   no config file either (with no `<APP>_CONFIG_*` variable nor override in code,
+        //   nothing would even warn).
+        // The rest of the decision is then worked out only when asked for (`decision`,
+        // `status`): a disabled run pays for reading the environment, not for files.
         if let Some(app) = &app {
             let (mut inputs, mut override_warnings, mut preview) = (Vec::new(), Vec::new(), false);
             hard_overrides(
@@ -279,9 +283,24 @@ impl Builder {
                 &mut override_warnings,
                 &mut preview,
             );
-            if !preview && inputs.iter().any(|i| i.effect == Effect::Disables) {
+            let overridden = inputs.iter().any(|i| i.effect == Effect::Disables);
+            let never_consented = || {
+                self.policy == ReleasePolicy::OptIn
+                    && self.config_overrides.is_empty()
+                    && !config::has_variables(app, &env)
+                    && paths.as_ref().is_some_and(|p| {
+                        std::fs::symlink_metadata(p.root())
+                            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                    })
+            };
+            if !preview && (overridden || never_consented()) {
                 if self.print_warnings {
-                    print_warnings(&self.app, quiet_warnings(&override_warnings, &inputs));
+                    if overridden {
+                        print_warnings(&self.app, quiet_warnings(&override_warnings, &inputs));
+                    } else {
+                        // All of them, in the order a full decision lists them.
+                        print_warnings(&self.app, warnings.iter().chain(&override_warnings));
+                    }
                 }
                 return Telemetry {
                     enabled: AtomicBool::new(false),

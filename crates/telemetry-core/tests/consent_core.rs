@@ -623,3 +623,29 @@ fn a_hard_override_reads_the_files_only_when_asked_and_status_tells_everything()
             .any(|w| w.to_string().contains("config.toml"))
     );
 }
+
+/// An opt-in app that was never given consent has no app directory: `build` then reads no
+/// file either (no token can exist), and works the decision out when asked. A setting in the
+/// environment still goes the full way, so that its warning is printed by the run.
+#[test]
+fn a_never_consented_app_reads_no_file_until_asked() {
+    let home = Home::new();
+    let t = home.build(&[]);
+    assert!(!t.is_enabled());
+    assert!(!home.app_dir().exists());
+    // Consent given by another process after this one started: asked now, `status` reads it.
+    home.enabled_install();
+    assert_eq!(t.status().consent_token, "present");
+    assert!(!t.is_enabled(), "a handle's own state is fixed at build");
+
+    let fresh = Home::new();
+    let warned = fresh.build(&[("ACME_CONFIG_TELEMETRY__COLOUR", "blue")]);
+    assert!(
+        warned
+            .printed_warnings()
+            .any(|w| w.to_string().contains("ACME_CONFIG_TELEMETRY__COLOUR")),
+        "{:?}",
+        warned.warnings()
+    );
+    assert_eq!(warned.status().consent_token, "absent");
+}
