@@ -400,7 +400,10 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, Refusal>
         path: path.to_owned(),
         kind: RefusalKind::Io(e.kind(), e.to_string()),
     };
-    let mut bytes = Vec::new();
+    // Sized from the file (one fstat) so that the read takes two calls, not one per doubling
+    // of a small buffer; `take` still bounds it if the file grows meanwhile.
+    let size = file.metadata().map_or(0, |m| m.len()).min(limit);
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     file.take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(io_err)?;
