@@ -530,9 +530,9 @@ mod tests {
         assert!(outcome.problem.is_some(), "{:?}", outcome.config);
     }
 
-    /// Issue #16: a named pipe as `config.toml` (even under `DO_NOT_TRACK=1`: the file is
-    /// loaded whatever the decision) is refused without blocking, naming the file and what it
-    /// is, and means disabled.
+    /// Issue #16: a named pipe as `config.toml` (even under `DO_NOT_TRACK=1`, where `status`
+    /// still loads the file to show it) is refused without blocking, naming the file and what
+    /// it is, and means disabled.
     #[cfg(unix)] // a named pipe; `set` writes through the Unix store
     #[test]
     fn a_config_file_that_is_a_named_pipe_is_refused_without_blocking() {
