@@ -328,6 +328,10 @@ pub(super) fn read_private_file(dir: &Path, name: &str) -> Result<Option<Vec<u8>
 }
 
 pub(super) fn ensure_private_dir(path: &Path) -> Result<(), Refusal> {
+    // Most calls find it there: checked through a descriptor, as after creating it.
+    if open_private_dir(path)?.is_some() {
+        return Ok(());
+    }
     if let Some(parent) = path.parent() {
         ensure_dir(parent)?;
     }
