@@ -237,10 +237,11 @@ impl Builder {
     /// disabled, with a warning. Writes nothing, except the opt-out notice marker in the
     /// run that shows the notice.
     ///
-    /// Switched off by a hard override (`DO_NOT_TRACK`, `<APP>_TELEMETRY`, CI), it reads only
-    /// the environment: the app directory, config and consent token, which cannot turn it on
-    /// again, are read when [`Telemetry::decision`], [`Telemetry::status`] or the warnings
-    /// are first asked for, and what they show is what the files said then.
+    /// Switched off by a hard override (`DO_NOT_TRACK`, `<APP>_TELEMETRY`, CI), or an opt-in
+    /// app with no app directory yet (never given consent), it reads only the environment: the
+    /// app directory, config and consent token, which cannot turn it on, are read when
+    /// [`Telemetry::decision`], [`Telemetry::status`] or the warnings are first asked for, and
+    /// show what the files said then (consent given meanwhile applies from the next run).
     pub fn build(self) -> Telemetry {
         let env = self.env.clone().unwrap_or_else(Env::from_process);
         let mut warnings = Vec::new();
@@ -316,7 +317,6 @@ impl Builder {
                 };
             }
         }
-        let early_warnings = warnings.clone();
         let Resolved {
             decision,
             token,
@@ -350,7 +350,8 @@ impl Builder {
                 platform_refused,
             }),
             env,
-            early_warnings,
+            // Only the lazy path reads them; here the decision is already resolved.
+            early_warnings: Vec::new(),
         };
         if telemetry.builder.print_warnings {
             print_warnings(&telemetry.app_name, telemetry.printed_warnings());
@@ -695,6 +696,9 @@ pub(crate) const DECLARATIONS_INPUT: &str = "event declarations";
 
 /// The name of the decision input recorded when the app directory is refused.
 pub(crate) const APP_DIRECTORY_INPUT: &str = "app directory";
+
+/// The input that keeps a run off when consent was given after it started (read lazily).
+pub(crate) const STARTED_OFF_INPUT: &str = "state at start-up";
 
 /// Why the app directory is refused, with the command that fixes it.
 fn app_dir_refusal(refusal: &store::Refusal, app: Option<&AppName>) -> String {
@@ -1127,12 +1131,37 @@ impl Telemetry {
     /// The rest of the decision, worked out now if `build` did not need it.
     fn resolved(&self) -> &Resolved {
         self.resolved.get_or_init(|| {
-            self.builder.resolve(
+            let mut resolved = self.builder.resolve(
                 &self.env,
                 &self.app,
                 &self.paths,
                 self.early_warnings.clone(),
-            )
+            );
+            // `build` found telemetry off before reading files. Only consent given since then
+            // (a token that appeared) can make the files say otherwise; this run stays off, and
+            // the decision says why rather than contradict `is_enabled`.
+            let decision = &mut resolved.decision;
+            if decision.enabled {
+                decision.inputs.push(Input {
+                    stage: Stage::Consent,
+                    name: STARTED_OFF_INPUT.into(),
+                    value: "off".into(),
+                    source: Source::ConsentToken {
+                        path: self
+                            .paths
+                            .as_ref()
+                            .map(Paths::consent_token)
+                            .unwrap_or_default(),
+                    },
+                    effect: Effect::Disables,
+                    reason:
+                        "consent was given after this process started; it applies from the next run"
+                            .into(),
+                });
+                decision.decided_by = Some(decision.inputs.len() - 1);
+                decision.enabled = false;
+            }
+            resolved
         })
     }
 

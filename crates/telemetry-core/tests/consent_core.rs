@@ -635,8 +635,16 @@ fn a_never_consented_app_reads_no_file_until_asked() {
     assert!(!home.app_dir().exists());
     // Consent given by another process after this one started: asked now, `status` reads it.
     home.enabled_install();
-    assert_eq!(t.status().consent_token, "present");
+    let status = t.status();
+    assert_eq!(status.consent_token, "present");
     assert!(!t.is_enabled(), "a handle's own state is fixed at build");
+    assert!(!status.enabled, "status agrees with is_enabled");
+    assert_eq!(
+        t.decision().deciding_input().map(|i| i.name.as_str()),
+        Some("state at start-up"),
+        "{}",
+        status.decided_by
+    );
 
     let fresh = Home::new();
     let warned = fresh.build(&[("ACME_CONFIG_TELEMETRY__COLOUR", "blue")]);
