@@ -42,7 +42,7 @@ const FORMAT: u32 = 1;
 const MAX_INDEX_BYTES: u64 = 4 << 20;
 
 /// What `show` prints about a payload besides its name, size and sendability.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Summary {
     /// The day the payload covers.
     pub(crate) day: Day,
@@ -84,7 +84,7 @@ impl FileIdentity {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 struct Entry {
     file: String,
     identity: FileIdentity,
@@ -149,8 +149,25 @@ pub(crate) fn load(dir: &Path) -> PayloadIndex {
     }
 }
 
+/// The entries of the index of `dir`, each checked on its own: one that does not decode (an
+/// impossible day, an unknown version) is left out, and only its file is read again by `show`.
 fn read_entries(dir: &Path) -> Option<(Vec<Entry>, Metadata)> {
-    read_index::<Entry>(dir)
+    let (stored, meta) = read_index::<StoredEntry>(dir)?;
+    let entries = stored
+        .into_iter()
+        .filter_map(|e| {
+            Some(Entry {
+                file: e.file,
+                identity: e.identity,
+                summary: Summary {
+                    day: Day::try_from(e.summary.day).ok()?,
+                    schema_version: Version::new(&e.summary.schema_version).ok()?,
+                    events: e.summary.events,
+                },
+            })
+        })
+        .collect();
+    Some((entries, meta))
 }
 
 fn read_index<E: serde::de::DeserializeOwned>(dir: &Path) -> Option<(Vec<E>, Metadata)> {
@@ -434,6 +451,38 @@ mod tests {
             spoil();
             assert_eq!(listed(home.path()), truth, "{what}: the index was used");
         }
+    }
+
+    /// An entry that does not decode (here an impossible day) costs `show` a re-read of its
+    /// own file only: the other entries are still used.
+    #[test]
+    fn one_entry_that_does_not_decode_leaves_the_others_in_use() {
+        let home = tempfile::tempdir().unwrap();
+        let (dir, names) = payloads(home.path(), &[1, 2]);
+        let current = EnvelopeSchemaRef::current().version;
+        doctor(&dir, &names[1], current.as_str(), 99);
+        let index = dir.join(INDEX_FILE);
+        let text = std::fs::read_to_string(&index).unwrap();
+        let entry = text.find(names[0].as_str()).unwrap();
+        let day = entry + text[entry..].find("\"day\":\"").unwrap() + "\"day\":\"".len();
+        let mut spoiled = text.clone();
+        spoiled.replace_range(day..day + "2026-13-45".len(), "2026-13-45");
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&index, spoiled).unwrap();
+        let (entries, _) = read_entries(&dir).expect("a readable index");
+        assert_eq!(entries.len(), 1, "the spoiled entry is left out");
+        let shown = listed(home.path());
+        let events = |name: &str| shown.iter().find(|(n, _)| n == name).and_then(|(_, e)| *e);
+        assert_eq!(
+            events(&names[1]),
+            Some(99),
+            "the sound entry is used: {shown:?}"
+        );
+        assert_eq!(
+            events(&names[0]),
+            decoded(&dir, &names[..1])[0].1,
+            "{shown:?}"
+        );
     }
 
     #[test]
