@@ -274,16 +274,16 @@ impl Builder {
         //   nothing would even warn).
         // The rest of the decision is then worked out only when asked for (`decision`,
         // `status`): a disabled run pays for reading the environment, not for files.
-        if let Some(app) = &app {
-            let (mut inputs, mut override_warnings, mut preview) = (Vec::new(), Vec::new(), false);
-            hard_overrides(
-                app,
-                &env,
-                self.ci_detection,
-                &mut inputs,
-                &mut override_warnings,
-                &mut preview,
-            );
+        let overrides = app
+            .as_ref()
+            .map(|app| Overrides::read(app, &env, self.ci_detection));
+        if let (Some(app), Some(overrides)) = (&app, &overrides) {
+            let Overrides {
+                inputs,
+                warnings: override_warnings,
+                preview,
+            } = overrides;
+            let preview = *preview;
             let overridden = inputs.iter().any(|i| i.effect == Effect::Disables);
             let never_consented = || {
                 self.policy == ReleasePolicy::OptIn
@@ -297,10 +297,10 @@ impl Builder {
             if !preview && (overridden || never_consented()) {
                 if self.print_warnings {
                     if overridden {
-                        print_warnings(&self.app, quiet_warnings(&override_warnings, &inputs));
+                        print_warnings(&self.app, quiet_warnings(override_warnings, inputs));
                     } else {
                         // All of them, in the order a full decision lists them.
-                        print_warnings(&self.app, warnings.iter().chain(&override_warnings));
+                        print_warnings(&self.app, warnings.iter().chain(override_warnings));
                     }
                 }
                 return Telemetry {
@@ -323,7 +323,7 @@ impl Builder {
             config,
             mut warnings,
             platform_refused,
-        } = self.resolve(&env, &app, &paths, warnings);
+        } = self.resolve(&env, &app, &paths, warnings, overrides);
 
         // Not even a preview is written into a directory others control, or that the
         // platform cannot keep private.
@@ -375,6 +375,7 @@ impl Builder {
         app: &Option<AppName>,
         paths: &Option<Paths>,
         mut warnings: Vec<Warning>,
+        overrides: Option<Overrides>,
     ) -> Resolved {
         // Off Unix nothing can prove the app directory private: the platform keeps telemetry
         // off, says so in `status`, and the directory is not even opened.
@@ -412,14 +413,11 @@ impl Builder {
         let mut inputs = Vec::new();
         let mut preview = false;
         if let Some(app) = &app {
-            hard_overrides(
-                app,
-                env,
-                self.ci_detection,
-                &mut inputs,
-                &mut warnings,
-                &mut preview,
-            );
+            // Read by `build` already, unless this runs later (`Telemetry::resolved`).
+            let read = overrides.unwrap_or_else(|| Overrides::read(app, env, self.ci_detection));
+            inputs.extend(read.inputs);
+            warnings.extend(read.warnings);
+            preview = read.preview;
         } else {
             inputs.push(Input {
                 stage: Stage::HardOverride,
@@ -733,6 +731,33 @@ fn on_off(on: bool) -> &'static str {
 
 fn disables_if(on: bool) -> Effect {
     if on { Effect::Disables } else { Effect::None }
+}
+
+/// The hard overrides in the environment: their inputs and warnings, and whether a preview
+/// was asked for.
+struct Overrides {
+    inputs: Vec<Input>,
+    warnings: Vec<Warning>,
+    preview: bool,
+}
+
+impl Overrides {
+    fn read(app: &AppName, env: &Env, ci_detection: bool) -> Self {
+        let mut read = Self {
+            inputs: Vec::new(),
+            warnings: Vec::new(),
+            preview: false,
+        };
+        hard_overrides(
+            app,
+            env,
+            ci_detection,
+            &mut read.inputs,
+            &mut read.warnings,
+            &mut read.preview,
+        );
+        read
+    }
 }
 
 fn hard_overrides(
@@ -1136,6 +1161,7 @@ impl Telemetry {
                 &self.app,
                 &self.paths,
                 self.early_warnings.clone(),
+                None,
             );
             // `build` found telemetry off before reading files. Only consent given since then
             // (a token that appeared) can make the files say otherwise; this run stays off, and
