@@ -324,6 +324,26 @@ pub fn list_dir_sizing(
     sys::list_dir_sizing(path, sized)
 }
 
+/// Tests of both stores: a sizing listing as sorted `(name, size)` pairs.
+#[cfg(test)]
+fn sized_names(
+    listing: Result<Vec<(DirItem, Option<u64>)>, Refusal>,
+) -> Vec<(String, Option<u64>)> {
+    let mut sized: Vec<(String, Option<u64>)> = listing
+        .unwrap()
+        .into_iter()
+        .map(|(e, size)| (e.name.into_string().unwrap(), size))
+        .collect();
+    sized.sort();
+    sized
+}
+
+/// Tests of both stores: the filter the recorder sizes payloads with.
+#[cfg(test)]
+fn is_json(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().ends_with(b".json")
+}
+
 /// Opens a private directory without following a symlink at its last component and
 /// checks it through the descriptor. `Ok(None)` when it does not exist. Off Unix an existing
 /// one is refused.
@@ -718,13 +738,7 @@ mod unix_tests {
         fs::write(d.join("b.txt"), b"text").unwrap();
         fs::create_dir(d.join("c.json")).unwrap();
         symlink(d.join("a.json"), d.join("d.json")).unwrap();
-        let mut sized: Vec<(String, Option<u64>)> =
-            list_dir_sizing(d, &|name| name.as_encoded_bytes().ends_with(b".json"))
-                .unwrap()
-                .into_iter()
-                .map(|(e, size)| (e.name.into_string().unwrap(), size))
-                .collect();
-        sized.sort();
+        let sized = sized_names(list_dir_sizing(d, &is_json));
         assert_eq!(
             sized,
             [

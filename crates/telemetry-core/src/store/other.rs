@@ -268,13 +268,7 @@ mod tests {
         );
         assert!(list_dir(&d.join("a.json")).is_err());
         assert!(list_dir(&d.join("absent")).is_err());
-        let mut sized: Vec<(String, Option<u64>)> =
-            list_dir_sizing(d, &|name| name.as_encoded_bytes().ends_with(b".json"))
-                .unwrap()
-                .into_iter()
-                .map(|(e, size)| (e.name.into_string().unwrap(), size))
-                .collect();
-        sized.sort();
+        let sized = super::super::sized_names(list_dir_sizing(d, &super::super::is_json));
         assert_eq!(
             sized,
             [("a.json".to_owned(), Some(2)), ("sub".to_owned(), None)]
