@@ -179,6 +179,9 @@ fn used_home() -> tempfile::TempDir {
     let seen = run(home.path(), &[], &["work"]);
     assert_eq!(seen, work_reference(), "the first work run");
     assert_eq!(payloads(home.path()).len(), 1);
+    // `show` writes the index of what it decoded.
+    let seen = run(home.path(), &[], &["telemetry", "show"]);
+    assert_eq!(seen.code, Some(0), "show: {seen:?}");
     for name in ["ledger.json", "ledger.lock"] {
         assert!(app_dir(home.path()).join(name).is_file(), "no {name}");
     }
@@ -224,7 +227,7 @@ fn named_pipes_where_files_are_expected_never_hang_the_host() {
         (|h| app_dir(h).join("ledger.json"), true, false),
         (|h| app_dir(h).join("ledger.lock"), true, false),
         (|h| pending_dir(h).join(".lock"), true, false),
-        // A cache: a pipe there is ignored (and replaced at the next payload), never named.
+        // A cache: a pipe there is ignored (and replaced by `show`), never named.
         (|h| pending_dir(h).join(".index"), false, false),
     ];
     for (place, work_reads, every_command_reads) in places {
@@ -260,7 +263,13 @@ fn named_pipes_where_files_are_expected_never_hang_the_host() {
                 // Refused or disabled: no payload was added.
                 assert_eq!(payloads(h).len(), 1, "{}", what("work"));
             }
-            if fifo.file_name().unwrap() != ".index" || !enabled {
+            if fifo.file_name().unwrap() == ".index" {
+                assert!(
+                    fifo.is_file(),
+                    "{}: show did not replace the pipe by an index",
+                    what("show")
+                );
+            } else {
                 assert!(is_fifo(&fifo), "{}: the pipe was replaced", what("work"));
             }
 

@@ -4,6 +4,7 @@
 //! formats. Nothing here creates a file, and nothing touches the network: "sendable" is a
 //! statement about policy, not an attempt.
 
+use std::collections::HashSet;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -341,27 +342,48 @@ impl Telemetry {
             if files.is_empty() {
                 continue;
             }
-            let index = payload_index::load(&dir);
-            out.extend(
-                files
-                    .into_iter()
-                    .map(|path| self.summarise(path, kind, &index)),
-            );
+            let mut index = payload_index::load(&dir);
+            let mut decoded = Vec::new();
+            for path in &files {
+                let (summary, fresh) = self.summarise(path, kind, &index);
+                decoded.extend(fresh);
+                out.push(summary);
+            }
+            for (name, meta, summary) in decoded {
+                index.note(&name, &meta, summary);
+            }
+            let present: HashSet<&str> = files
+                .iter()
+                .filter_map(|p| p.file_name()?.to_str())
+                .collect();
+            // A cache: failing to write it costs the next `show` the same decodes again.
+            let _ = index.save(&dir, &present);
         }
         out
     }
 
-    fn summarise(&self, path: PathBuf, kind: PayloadKind, index: &PayloadIndex) -> PayloadSummary {
-        let run_id = run_id_of(&path);
-        let meta = std::fs::symlink_metadata(&path).ok();
-        let indexed = meta.as_ref().and_then(|meta| {
-            let name = path.file_name()?.to_str()?;
-            index.summary(name, meta)
-        });
+    /// What `show` prints about the payload at `path`, and, when it was decoded rather than
+    /// taken from the index, what to note in the index: its name, metadata and summary.
+    fn summarise(
+        &self,
+        path: &Path,
+        kind: PayloadKind,
+        index: &PayloadIndex,
+    ) -> (PayloadSummary, Option<(String, std::fs::Metadata, Summary)>) {
+        let run_id = run_id_of(path);
+        // Before the read: if the file changes in between, its identity no longer matches
+        // what is noted, and the note is never used.
+        let meta = std::fs::symlink_metadata(path).ok();
+        let name = path.file_name().and_then(|n| n.to_str());
+        let indexed = meta
+            .as_ref()
+            .zip(name)
+            .and_then(|(meta, name)| index.summary(name, meta));
+        let mut fresh = None;
         let (size, checked) = match (indexed, &meta) {
             (Some(summary), Some(meta)) => (meta.len(), Ok(summary.clone())),
             _ => {
-                let bytes = read_payload_file(&path);
+                let bytes = read_payload_file(path);
                 let size = match &bytes {
                     Ok(bytes) => bytes.len() as u64,
                     Err(_) => meta.as_ref().map_or(0, std::fs::Metadata::len),
@@ -374,6 +396,9 @@ impl Telemetry {
                         schema_version: p.version,
                         events: p.envelope.events.len(),
                     });
+                if let (Ok(summary), Some(meta), Some(name)) = (&checked, &meta, name) {
+                    fresh = Some((name.to_owned(), meta.clone(), summary.clone()));
+                }
                 (size, checked)
             }
         };
@@ -388,10 +413,10 @@ impl Telemetry {
             ),
             Err(problem) => (None, None, None, Some(problem)),
         };
-        PayloadSummary {
+        let summary = PayloadSummary {
             run_id,
             kind,
-            path,
+            path: path.to_owned(),
             size,
             day,
             schema_version,
@@ -400,7 +425,8 @@ impl Telemetry {
             problem,
             sendable,
             sendable_reason: reason,
-        }
+        };
+        (summary, fresh)
     }
 
     /// Finds a payload by run id (in `uploads-pending/`, then `previews/`) or by path, reads

@@ -1,28 +1,36 @@
-//! The recorder's index of the payloads it wrote: `.index` in `uploads-pending/` and `previews/`.
+//! `show`'s index of the payloads it decoded: `.index` in `uploads-pending/` and `previews/`.
 //!
 //! `telemetry show` lists every stored payload with its day, format version and number of
 //! events, and says whether it is readable. Re-reading and decoding every file to say so costs
 //! ≈ 15 µs per 2.6 KB payload (more in a fresh process), which made `show` the slowest read
-//! command and grew with the store (up to `telemetry.max_pending_files`, 500 by default). The
-//! recorder already knows all of it when it writes a payload, so it notes it here, with the
-//! file's identity: device, inode, size, modification and change time.
+//! command and grew with the store (up to `telemetry.max_pending_files`, 500 by default). So
+//! `show` notes what it decoded here, with the file's identity (device, inode, size,
+//! modification and change time), and the next `show` decodes only the files it has not seen.
+//!
+//! The recorder does not write it. It used to note each payload it wrote, but replacing a
+//! file by a rename makes ext4 write the new file's data out at once (`auto_da_alloc`): that
+//! rename was 0.4–1 ms of every enabled run of the host, the largest single cost of a run
+//! (`docs/benchmarks.md`). A host run writes its payload; the first `show` after it pays one
+//! decode.
 //!
 //! The index is a cache, never a source of truth:
 //!
-//! - a summary is used only for a file whose identity is unchanged since the recorder wrote
-//!   it. Any write, rename, `chmod` or link changes the change time, which no user can set,
-//!   so an edited file is read and decoded again. File times are coarse (a clock tick), so,
-//!   as git does for its index, a file changed in the same tick as the index was written is
-//!   not trusted either: only files changed strictly before the index are;
+//! - a summary is used only for a file whose identity is unchanged since it was noted. Any
+//!   write, rename, `chmod` or link changes the change time, which no user can set, so an
+//!   edited file is read and decoded again. File times are coarse (a clock tick), so, as git
+//!   does for its index, a file changed in the same tick as the index was written is not
+//!   trusted either: only files changed strictly before the index are;
 //! - only for a format version this build writes: anything else is decoded by the schema crate;
 //! - an index that is missing, unreadable, too large, a symlink, of another format or not
-//!   JSON is ignored as a whole; a failure to write it never fails the flush;
+//!   JSON is ignored as a whole (and replaced by the next `show`); a failure to write it never
+//!   fails `show`;
 //! - `verify-payload` and the uploader never consult it: they read and validate the bytes.
 //!
 //! It holds nothing a payload does not (day, version, a count) plus the file identity, lives
 //! in the same private directory with mode 0600, is written atomically (temporary file,
-//! rename) under the pending directory's lock, and is removed by `disable` and `purge` like
-//! every other file there. Its name does not end in `.json`, so it is never taken for a payload.
+//! rename), and is removed by `disable` and `purge` like every other file there. Its name does
+//! not end in `.json`, so it is never taken for a payload. Two `show`s at once each write a
+//! whole index; either is sound, since every entry is checked against its file.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::Metadata;
@@ -91,8 +99,8 @@ struct Entry {
     summary: Summary,
 }
 
-/// An entry as [`record`] carries it over: the same fields as [`Entry`], the summary's
-/// strings unchecked.
+/// An entry as stored: the same fields as [`Entry`], the summary's strings unchecked until
+/// [`read_entries`] checks each one.
 #[derive(Serialize, Deserialize)]
 struct StoredEntry {
     file: String,
@@ -120,6 +128,8 @@ pub(crate) struct PayloadIndex {
     entries: HashMap<String, Entry>,
     /// When the index was written (its modification time).
     written: (i64, i64),
+    /// Whether [`PayloadIndex::note`] added an entry since it was read.
+    changed: bool,
 }
 
 impl PayloadIndex {
@@ -146,6 +156,7 @@ pub(crate) fn load(dir: &Path) -> PayloadIndex {
     PayloadIndex {
         entries: entries.into_iter().map(|e| (e.file.clone(), e)).collect(),
         written: FileIdentity::of(&meta).map_or((0, 0), |identity| identity.mtime),
+        changed: false,
     }
 }
 
@@ -188,43 +199,60 @@ fn read_index<E: serde::de::DeserializeOwned>(dir: &Path) -> Option<(Vec<E>, Met
     (index.format == FORMAT).then_some((index.entries, meta))
 }
 
-/// Notes that payload `file` was just written to `dir` with `summary`, and forgets the files
-/// that are gone (sent, pruned, removed). Call with the directory's lock held. A cache: the
-/// caller ignores an error, which only costs `show` a re-read.
-///
-/// `present` names the payload files in `dir` now (the flush lists it once for everything):
-/// entries of other files are dropped. The other entries pass through as they were read,
-/// unchecked ([`StoredEntry`]): checking them is [`load`]'s job, and at the store's bound
-/// (500 entries) checking each one every run would cost more than the rest of the flush.
-pub(crate) fn record(
-    dir: &Path,
-    file: &str,
-    summary: Summary,
-    present: &[String],
-) -> io::Result<()> {
-    let identity = FileIdentity::of(&std::fs::symlink_metadata(dir.join(file))?)
-        .ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
-    let present: HashSet<&str> = present.iter().map(String::as_str).collect();
-    let mut entries: Vec<StoredEntry> = read_index::<StoredEntry>(dir)
-        .map(|(e, _)| e)
-        .unwrap_or_default();
-    entries.retain(|e| e.file != file && present.contains(e.file.as_str()));
-    entries.push(StoredEntry {
-        file: file.to_owned(),
-        identity,
-        summary: StoredSummary {
-            day: summary.day.to_string(),
-            schema_version: summary.schema_version.to_string(),
-            events: summary.events,
-        },
-    });
-    let bytes = serde_json::to_vec(&IndexFile {
-        format: FORMAT,
-        entries,
-    })
-    .map_err(io::Error::other)?;
-    // No fsync: after a crash the index is at worst missing or stale, and then not used.
-    crate::store::write_replacing(dir, INDEX_FILE, &bytes, 0o600)
+impl PayloadIndex {
+    /// Notes what `show` just decoded from payload file `name`, whose metadata before it was
+    /// read is `meta`: used by the next `show` if the file is still that version of it. Only
+    /// summaries of the format version this build writes are noted (no other is ever used).
+    pub(crate) fn note(&mut self, name: &str, meta: &Metadata, summary: Summary) {
+        let Some(identity) = FileIdentity::of(meta) else {
+            return;
+        };
+        if !meta.file_type().is_file()
+            || summary.schema_version != EnvelopeSchemaRef::current().version
+        {
+            return;
+        }
+        let entry = Entry {
+            file: name.to_owned(),
+            identity,
+            summary,
+        };
+        self.entries.insert(name.to_owned(), entry);
+        self.changed = true;
+    }
+
+    /// Writes the index back to `dir` if [`note`](Self::note) added to it or a file it
+    /// names is no longer among `present` (sent, pruned, removed): then it is dropped. A
+    /// cache: the caller ignores an error, which only costs the next `show` a re-read.
+    pub(crate) fn save(mut self, dir: &Path, present: &HashSet<&str>) -> io::Result<()> {
+        let before = self.entries.len();
+        self.entries
+            .retain(|name, _| present.contains(name.as_str()));
+        if !self.changed && self.entries.len() == before {
+            return Ok(());
+        }
+        let mut entries: Vec<StoredEntry> = self
+            .entries
+            .into_values()
+            .map(|e| StoredEntry {
+                file: e.file,
+                identity: e.identity,
+                summary: StoredSummary {
+                    day: e.summary.day.to_string(),
+                    schema_version: e.summary.schema_version.to_string(),
+                    events: e.summary.events,
+                },
+            })
+            .collect();
+        entries.sort_unstable_by(|a, b| a.file.cmp(&b.file));
+        let bytes = serde_json::to_vec(&IndexFile {
+            format: FORMAT,
+            entries,
+        })
+        .map_err(io::Error::other)?;
+        // No fsync: after a crash the index is at worst missing or stale, and then not used.
+        crate::store::write_replacing(dir, INDEX_FILE, &bytes, 0o600)
+    }
 }
 
 // Real payloads in the Unix store, their modes and change times.
@@ -302,32 +330,71 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         let bytes = std::fs::read(dir.join(file)).unwrap();
         let real = telemetry_schema::decode_payload(&bytes).unwrap();
-        let summary = Summary {
-            day: real.envelope.period.day,
-            schema_version: Version::new(version).unwrap(),
-            events,
+        let mut index = load(dir);
+        let meta = std::fs::symlink_metadata(dir.join(file)).unwrap();
+        let entry = Entry {
+            file: file.to_owned(),
+            identity: FileIdentity::of(&meta).unwrap(),
+            summary: Summary {
+                day: real.envelope.period.day,
+                schema_version: Version::new(version).unwrap(),
+                events,
+            },
         };
+        index.entries.insert(file.to_owned(), entry);
+        index.changed = true;
         let present: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|name| name.ends_with(".json"))
             .collect();
-        record(dir, file, summary, &present).expect("index written");
+        index
+            .save(dir, &present.iter().map(String::as_str).collect())
+            .expect("index written");
+    }
+
+    /// The files the index names.
+    fn indexed(dir: &Path) -> Vec<String> {
+        let (entries, _) = read_entries(dir).expect("a readable index");
+        let mut names: Vec<_> = entries.into_iter().map(|e| e.file).collect();
+        names.sort();
+        names
     }
 
     #[test]
-    fn the_recorder_indexes_what_it_writes_and_show_agrees_with_the_bytes() {
+    fn the_recorder_writes_no_index() {
+        let home = tempfile::tempdir().unwrap();
+        let (dir, _) = payloads(home.path(), &[1, 2]);
+        assert!(!dir.join(INDEX_FILE).exists());
+    }
+
+    #[test]
+    fn show_indexes_what_it_decoded_and_agrees_with_the_bytes() {
         let home = tempfile::tempdir().unwrap();
         let (dir, names) = payloads(home.path(), &[1, 2, 3]);
+        assert_eq!(listed(home.path()), decoded(&dir, &names));
         let meta = std::fs::symlink_metadata(dir.join(INDEX_FILE)).expect("an index");
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-        let (entries, _) = read_entries(&dir).expect("a readable index");
-        let mut indexed: Vec<_> = entries.iter().map(|e| e.file.clone()).collect();
-        indexed.sort();
-        assert_eq!(indexed, names);
+        assert_eq!(indexed(&dir), names);
+        std::thread::sleep(Duration::from_millis(20));
+        // From the index this time, and the same; never taken for a payload.
         assert_eq!(listed(home.path()), decoded(&dir, &names));
-        // Never taken for a payload: only the three runs are listed.
+        let index = load(&dir);
+        for name in &names {
+            let meta = std::fs::symlink_metadata(dir.join(name)).unwrap();
+            assert!(index.summary(name, &meta).is_some(), "{name} not used");
+        }
+        // Nothing new: the index is not rewritten.
+        let written = std::fs::symlink_metadata(dir.join(INDEX_FILE)).unwrap();
         assert_eq!(listed(home.path()).len(), 3);
+        let again = std::fs::symlink_metadata(dir.join(INDEX_FILE)).unwrap();
+        assert_eq!(written.ino(), again.ino(), "rewritten with nothing new");
+
+        // A new payload is decoded once and added.
+        let (_, more) = payloads(home.path(), &[4]);
+        let all: Vec<String> = names.iter().chain(&more).cloned().collect();
+        assert_eq!(listed(home.path()), decoded(&dir, &all));
+        assert_eq!(indexed(&dir), all);
     }
 
     #[test]
@@ -459,6 +526,7 @@ mod tests {
     fn one_entry_that_does_not_decode_leaves_the_others_in_use() {
         let home = tempfile::tempdir().unwrap();
         let (dir, names) = payloads(home.path(), &[1, 2]);
+        listed(home.path());
         let current = EnvelopeSchemaRef::current().version;
         doctor(&dir, &names[1], current.as_str(), 99);
         let index = dir.join(INDEX_FILE);
@@ -486,14 +554,35 @@ mod tests {
     }
 
     #[test]
-    fn gone_files_leave_the_index_at_the_next_flush() {
+    fn gone_files_leave_the_index_at_the_next_show() {
         let home = tempfile::tempdir().unwrap();
         let (dir, names) = payloads(home.path(), &[1, 1]);
+        listed(home.path());
         std::fs::remove_file(dir.join(&names[0])).unwrap();
         let (_, more) = payloads(home.path(), &[1]);
-        let (entries, _) = read_entries(&dir).unwrap();
-        let mut indexed: Vec<_> = entries.into_iter().map(|e| e.file).collect();
-        indexed.sort();
-        assert_eq!(indexed, [names[1].clone(), more[0].clone()]);
+        listed(home.path());
+        assert_eq!(indexed(&dir), [names[1].clone(), more[0].clone()]);
+    }
+
+    #[test]
+    fn a_payload_of_another_version_is_not_noted() {
+        let home = tempfile::tempdir().unwrap();
+        let (dir, names) = payloads(home.path(), &[1, 1]);
+        let mut index = load(&dir);
+        let meta = std::fs::symlink_metadata(dir.join(&names[0])).unwrap();
+        let bytes = std::fs::read(dir.join(&names[0])).unwrap();
+        let day = telemetry_schema::decode_payload(&bytes)
+            .unwrap()
+            .envelope
+            .period
+            .day;
+        let older = Summary {
+            day,
+            schema_version: Version::new("1.0.0").unwrap(),
+            events: 1,
+        };
+        index.note(&names[0], &meta, older);
+        assert!(!index.changed, "a summary never used was noted");
+        assert!(index.entries.is_empty());
     }
 }
