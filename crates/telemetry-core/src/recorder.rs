@@ -264,9 +264,18 @@ fn epsilon(value: f64, what: &str) -> Result<Epsilon, RecordError> {
     Epsilon::from_f64(value).map_err(|e| RecordError::Declaration(format!("{what}: {e}")))
 }
 
-/// Whether every event compiles to its mechanisms (what [`Recorder::new`] needs).
-pub(crate) fn check_events(events: &[EventInfo]) -> Result<(), RecordError> {
-    events.iter().try_for_each(|e| compile(*e).map(drop))
+/// The events compiled to their mechanisms: what a [`Recorder`] records with. Compiling them
+/// is also the check that the declarations are sound, so a run that checks and then records
+/// compiles once.
+pub(crate) struct CompiledEvents(Vec<CompiledEvent>);
+
+/// Compiles every event to its mechanisms, or says which declaration does not compile.
+pub(crate) fn compile_events(events: &[EventInfo]) -> Result<CompiledEvents, RecordError> {
+    events
+        .iter()
+        .map(|e| compile(*e))
+        .collect::<Result<_, _>>()
+        .map(CompiledEvents)
 }
 
 fn compile(info: EventInfo) -> Result<CompiledEvent, RecordError> {
@@ -315,6 +324,9 @@ fn compile(info: EventInfo) -> Result<CompiledEvent, RecordError> {
 }
 
 impl Recorder {
+    /// A recorder that compiles `events` itself (the tests' way; `Builder` compiles them once
+    /// while checking the declarations, then calls [`Recorder::compiled`]).
+    #[cfg(test)]
     pub(crate) fn new(
         mode: Mode,
         secret: [u8; 32],
@@ -324,11 +336,29 @@ impl Recorder {
         ledger_file: PathBuf,
         limits: Limits,
     ) -> Result<Self, RecordError> {
-        let events: Vec<CompiledEvent> = events
-            .iter()
-            .map(|e| compile(*e))
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
+        let events = compile_events(events)?;
+        Ok(Self::compiled(
+            mode,
+            secret,
+            events,
+            app,
+            pending_dir,
+            ledger_file,
+            limits,
+        ))
+    }
+
+    /// [`Recorder::new`] with events already compiled.
+    pub(crate) fn compiled(
+        mode: Mode,
+        secret: [u8; 32],
+        CompiledEvents(events): CompiledEvents,
+        app: (String, String),
+        pending_dir: PathBuf,
+        ledger_file: PathBuf,
+        limits: Limits,
+    ) -> Self {
+        Self {
             mode,
             memo: Memoizer::new(&secret),
             secret,
@@ -348,7 +378,7 @@ impl Recorder {
             pending_dir,
             ledger_file,
             limits,
-        })
+        }
     }
 
     /// Prints each misuse warning on stderr as it is found, prefixed with `app`.
@@ -819,9 +849,8 @@ impl Recorder {
             // journal commits metadata in order (ext4, XFS) a payload that survives a power
             // failure implies that the ledger renamed before it did too.
             store::write_replacing(dir, name, &bytes, 0o600).map_err(io)?;
-        }
-        // Where the ledger (and the config) are written, killed writers leave temporary files.
-        if let Some(dir) = path.parent() {
+            // Where the ledger (and the config) are written, killed writers leave temporary
+            // files: swept when this writes too (a listing a run that charges nothing skips).
             store::remove_stale_temp_files(dir);
         }
         Ok((kept, dropped))

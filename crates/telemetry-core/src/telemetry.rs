@@ -15,7 +15,8 @@ use crate::env::{Env, EnvValue};
 use crate::event::{ComponentInitialized, Event, EventInfo};
 use crate::paths::Paths;
 use crate::recorder::{
-    DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_FILES, Limits, Mode, RecordError, Recorder,
+    CompiledEvents, DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_FILES, Limits, Mode,
+    RecordError, Recorder,
 };
 use crate::store;
 use crate::warning::{Location, Warning};
@@ -317,20 +318,21 @@ impl Builder {
                 };
             }
         }
+        let (resolved, compiled) = self.resolve(&env, &app, &paths, warnings, overrides);
         let Resolved {
             decision,
             token,
             config,
             mut warnings,
             platform_refused,
-        } = self.resolve(&env, &app, &paths, warnings, overrides);
+        } = resolved;
 
         // Not even a preview is written into a directory others control, or that the
         // platform cannot keep private.
         let recorder = if platform_refused {
             None
         } else {
-            self.recorder(&decision, paths.as_ref(), &config, &mut warnings)
+            self.recorder(&decision, paths.as_ref(), &config, compiled, &mut warnings)
         };
         // `is_enabled` tells the truth: on only if this run can record (or only looks).
         let enabled = decision.enabled && (recorder.is_some() || !self.recording);
@@ -376,7 +378,7 @@ impl Builder {
         paths: &Option<Paths>,
         mut warnings: Vec<Warning>,
         overrides: Option<Overrides>,
-    ) -> Resolved {
+    ) -> (Resolved, Option<CompiledEvents>) {
         // Off Unix nothing can prove the app directory private: the platform keeps telemetry
         // off, says so in `status`, and the directory is not even opened.
         let platform_input = crate::platform::decision_input(paths.as_ref().map(Paths::root));
@@ -487,8 +489,11 @@ impl Builder {
 
         // An app whose events cannot be recorded as declared records nothing, and says so
         // (checked only when something would be recorded: the check costs microseconds).
+        let mut compiled = None;
         if (decision.enabled || decision.preview)
-            && let Err(why) = self.check_declarations()
+            && let Err(why) = self
+                .check_declarations()
+                .map(|events| compiled = Some(events))
         {
             warnings.push(Warning::new(
                 Location::Programmatic,
@@ -507,18 +512,20 @@ impl Builder {
             decision.preview = false;
         }
 
-        Resolved {
+        let resolved = Resolved {
             decision,
             token,
             config,
             warnings,
             platform_refused: app_dir_refused.is_some() || platform_input.is_some(),
-        }
+        };
+        (resolved, compiled)
     }
 
     /// Whether the declared events can be recorded: each compiles to its mechanisms, names
     /// are unique (the built-in `component_initialized` included), and the catalogue checks.
-    fn check_declarations(&self) -> Result<(), String> {
+    /// Returns them compiled, for the recorder.
+    fn check_declarations(&self) -> Result<CompiledEvents, String> {
         if let Some(BuilderProblem::Declaration(why)) = self
             .problems
             .iter()
@@ -532,7 +539,7 @@ impl Builder {
                 return Err(format!("the event name `{}` is taken", e.name));
             }
         }
-        crate::recorder::check_events(&events).map_err(|e| match e {
+        crate::recorder::compile_events(&events).map_err(|e| match e {
             RecordError::Declaration(why) => why,
             other => other.to_string(),
         })
@@ -545,6 +552,7 @@ impl Builder {
         decision: &Decision,
         paths: Option<&Paths>,
         config: &ConfigOutcome,
+        compiled: Option<CompiledEvents>,
         warnings: &mut Vec<Warning>,
     ) -> Option<Recorder> {
         if !self.recording {
@@ -599,15 +607,22 @@ impl Builder {
             max_pending_bytes: t.max_pending_bytes.unwrap_or(DEFAULT_MAX_PENDING_BYTES),
             daily_epsilon_cap: self.daily_epsilon_cap,
         };
-        match Recorder::new(
-            mode,
-            secret,
-            &self.events(),
-            (self.app.clone(), self.app_version.clone()),
-            dir,
-            paths.ledger_file(),
-            limits,
-        ) {
+        // Compiled by the declaration check whenever the decision is on or a preview.
+        let compiled = match compiled {
+            Some(compiled) => Ok(compiled),
+            None => crate::recorder::compile_events(&self.events()),
+        };
+        match compiled.map(|events| {
+            Recorder::compiled(
+                mode,
+                secret,
+                events,
+                (self.app.clone(), self.app_version.clone()),
+                dir,
+                paths.ledger_file(),
+                limits,
+            )
+        }) {
             Ok(recorder) => {
                 Some(recorder.print_warnings_as(self.print_warnings.then(|| self.app.clone())))
             }
@@ -1156,7 +1171,7 @@ impl Telemetry {
     /// The rest of the decision, worked out now if `build` did not need it.
     fn resolved(&self) -> &Resolved {
         self.resolved.get_or_init(|| {
-            let mut resolved = self.builder.resolve(
+            let (mut resolved, _) = self.builder.resolve(
                 &self.env,
                 &self.app,
                 &self.paths,
