@@ -372,15 +372,18 @@ fn temp_file_with(dir: &Path, bytes: &[u8], mode: u32) -> io::Result<tempfile::N
         .permissions(Permissions::from_mode(mode))
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
+    // The umask may have narrowed the mode; it can never have widened it. Made exact only when
+    // it differs: an fstat is cheaper than a chmod, which dirties the inode again.
+    if tmp.as_file().metadata()?.permissions().mode() & 0o7777 != mode {
+        tmp.as_file()
+            .set_permissions(Permissions::from_mode(mode))?;
+    }
     Ok(tmp)
 }
 
 pub(super) fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
     let tmp = temp_file_with(dir, bytes, mode)?;
     tmp.as_file().sync_all()?;
-    // The umask may have narrowed the mode; it can never have widened it, but make it exact.
-    tmp.as_file()
-        .set_permissions(Permissions::from_mode(mode))?;
     tmp.persist(dir.join(name)).map_err(|e| e.error)?;
     let dir_fd = open_dir(dir).map_err(Refusal::into_io_error)?;
     File::from(dir_fd).sync_all()
@@ -388,8 +391,6 @@ pub(super) fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> i
 
 pub(super) fn write_replacing(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
     let tmp = temp_file_with(dir, bytes, mode)?;
-    tmp.as_file()
-        .set_permissions(Permissions::from_mode(mode))?;
     tmp.persist(dir.join(name)).map_err(|e| e.error)?;
     Ok(())
 }
