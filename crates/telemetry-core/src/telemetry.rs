@@ -489,12 +489,13 @@ impl Builder {
 
         // An app whose events cannot be recorded as declared records nothing, and says so
         // (checked only when something would be recorded: the check costs microseconds).
-        let mut compiled = None;
-        if (decision.enabled || decision.preview)
-            && let Err(why) = self
-                .check_declarations()
-                .map(|events| compiled = Some(events))
-        {
+        let checked = (decision.enabled || decision.preview).then(|| self.check_declarations());
+        let (compiled, invalid) = match checked {
+            Some(Ok(events)) => (Some(events), None),
+            Some(Err(why)) => (None, Some(why)),
+            None => (None, None),
+        };
+        if let Some(why) = invalid {
             warnings.push(Warning::new(
                 Location::Programmatic,
                 format!("invalid event declaration: {why}; telemetry stays off"),
