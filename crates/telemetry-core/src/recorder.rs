@@ -662,38 +662,51 @@ impl Recorder {
             epsilon_cap: cap,
             dropped_reports: dropped,
         };
-        let dir = &self.pending_dir;
-        store::ensure_private_dir(dir).map_err(|e| RecordError::Io(dir.clone(), e.to_string()))?;
-        let run_id = uuid::Uuid::now_v7().to_string();
-        let envelope = self.envelope(&run_id, kept, ledger)?;
+        let path = &self.pending_dir;
+        // Opened and checked once: the lock, the payload, the listing and the removals are
+        // relative to it.
+        let dir = store::ensure_private_dir(path)
+            .map_err(|e| RecordError::Io(path.clone(), e.to_string()))?;
+        // One draw of the OS random source for the run id's random bits and the session id.
+        let mut random = [0u8; 26];
+        crate::dp::os_random_bytes(&mut random)
+            .map_err(|e| RecordError::Io(path.clone(), e.to_string()))?;
+        let (run_random, session) = random.split_at(10);
+        let run_id = run_id(
+            std::time::SystemTime::now(),
+            run_random.try_into().unwrap_or_default(),
+        );
+        let session = session.try_into().unwrap_or_default();
+        let envelope = self.envelope(&run_id, session, kept, ledger)?;
         let bytes = envelope.to_json();
         let name = format!("{run_id}.json");
-        let _lock = lock(&dir.join(".lock"))?;
+        let _lock = dir.lock(".lock").map_err(RecordError::Refused)?;
         // Durability (architecture.md, "Durability"): renamed into place whole, not fsynced. A
         // power failure may lose the payload; a torn file never passes validation, so no
         // reader takes it for a payload.
-        store::write_replacing(dir, &name, bytes.as_bytes(), 0o600)
-            .map_err(|e| RecordError::Io(dir.join(&name), e.to_string()))?;
+        dir.write_replacing(&name, bytes.as_bytes(), 0o600)
+            .map_err(|e| RecordError::Io(path.join(&name), e.to_string()))?;
         // One listing serves the sweep of temporary files and the bounds: with the store at
         // its bound (500 payloads, the steady state without an uploader) each listing costs
         // more than the rest of the flush. No index is written here (`payload_index`: `show`
         // keeps it), since replacing it by a rename cost a host 0.4–1 ms a run on ext4.
-        let Some(mut listing) = PendingListing::read(dir) else {
-            return Ok(Some(dir.join(name)));
+        let Some(mut listing) = PendingListing::read(&dir) else {
+            return Ok(Some(path.join(name)));
         };
         if listing.has_temp_files {
             // Temporary files of a writer killed mid-flush: never read, but they must not pile up.
-            store::remove_stale_temp_files(dir);
+            dir.remove_stale_temp_files();
         }
         if self.mode == Mode::Live {
-            enforce_bounds(dir, self.limits, &mut listing.payloads);
+            enforce_bounds(&dir, self.limits, &mut listing.payloads);
         }
-        Ok(Some(dir.join(name)))
+        Ok(Some(path.join(name)))
     }
 
     fn envelope(
         &self,
         run_id: &str,
+        session: [u8; 16],
         kept: Vec<Report>,
         ledger: LedgerState,
     ) -> Result<Envelope, RecordError> {
@@ -720,10 +733,6 @@ impl Recorder {
             events.push(WireEvent { name, fields });
         }
         let text_values = |counter: &AtomicU32| counter.load(Ordering::Relaxed);
-        let mut session = [0u8; 16];
-        // The session id is new per process and no estimator reads it: a failed OS source leaves it
-        // zero rather than losing the report.
-        let _ = crate::dp::os_random_bytes(&mut session);
         let daily = crate::dp::memo::daily_id(&self.secret, &self.day.to_string());
         let daily_mac = {
             let mut mac = [0u8; 32];
@@ -815,7 +824,8 @@ impl Recorder {
         if !ledger.epsilon_spent.is_finite() || ledger.epsilon_spent < 0.0 {
             ledger.epsilon_spent = cap;
         }
-        let mut charged: std::collections::HashSet<u64> = ledger.charged.iter().copied().collect();
+        // Ordered, not hashed: a `HashSet`'s random keys cost a `getrandom` call of their own.
+        let mut charged: std::collections::BTreeSet<u64> = ledger.charged.iter().copied().collect();
         let mut kept = Vec::with_capacity(reports.len());
         let mut dropped = 0u32;
         for report in reports {
@@ -931,6 +941,24 @@ struct Ledger {
 }
 
 /// Locks `path` (see [`store::lock_file`]: never through a symlink, never on a pipe).
+/// A payload's run id: a UUIDv7 of `now` (milliseconds since the epoch) and 74 random bits, so
+/// names sort by age (see [`enforce_bounds`]). Within a process each id is later than the one
+/// before, as RFC 9562 allows: a flush in the same millisecond as the last takes the next one.
+fn run_id(now: std::time::SystemTime, random: [u8; 10]) -> String {
+    static LAST_MILLIS: AtomicU64 = AtomicU64::new(0);
+    let now = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let next = |last: u64| Some(now.max(last.saturating_add(1)));
+    let last = LAST_MILLIS
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, next)
+        .unwrap_or(now);
+    let millis = next(last).unwrap_or(now);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random)
+        .into_uuid()
+        .to_string()
+}
+
 fn lock(path: &Path) -> Result<File, RecordError> {
     store::lock_file(path).map_err(RecordError::Refused)
 }
@@ -944,9 +972,9 @@ struct PendingListing {
 }
 
 impl PendingListing {
-    fn read(dir: &Path) -> Option<Self> {
+    fn read(dir: &store::OpenDir) -> Option<Self> {
         let is_payload = |name: &std::ffi::OsStr| name.as_encoded_bytes().ends_with(b".json");
-        let entries = store::list_dir_sizing(dir, &is_payload).ok()?;
+        let entries = dir.list_sizing(&is_payload).ok()?;
         let has_temp_files = entries
             .iter()
             .any(|(e, _)| e.name.as_encoded_bytes().starts_with(b".tmp-"));
@@ -964,7 +992,7 @@ impl PendingListing {
 /// Deletes the oldest pending payloads (run ids are UUIDv7, so names sort by age) until at
 /// most `max_pending_files` and `max_pending_bytes` remain; `payloads` (names and sizes, as
 /// listed) keeps those that remain.
-fn enforce_bounds(dir: &Path, limits: Limits, payloads: &mut Vec<(String, u64)>) {
+fn enforce_bounds(dir: &store::OpenDir, limits: Limits, payloads: &mut Vec<(String, u64)>) {
     let mut files = std::mem::take(payloads);
     // By name: strings, not paths, whose comparison walks components (it showed in profiles).
     files.sort_unstable();
@@ -972,7 +1000,7 @@ fn enforce_bounds(dir: &Path, limits: Limits, payloads: &mut Vec<(String, u64)>)
     let mut count = files.len() as u64;
     for (name, len) in files {
         let over = count > limits.max_pending_files || total > limits.max_pending_bytes;
-        if over && std::fs::remove_file(dir.join(&name)).is_ok() {
+        if over && dir.remove(&name).is_ok() {
             count -= 1;
             total = total.saturating_sub(len);
         } else {
@@ -1061,6 +1089,24 @@ mod tests {
 
     /// Issue #16: a symlink planted as a lock file is never followed (its target is never
     /// created), and a named pipe there never blocks: the flush fails, naming the file.
+    #[test]
+    fn run_ids_are_v7_and_increase_within_a_process() {
+        let now = std::time::SystemTime::now();
+        let ids: Vec<String> = (0..5u8).map(|i| run_id(now, [i; 10])).collect();
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1], "{} then {}", pair[0], pair[1]);
+        }
+        for id in &ids {
+            let uuid = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(uuid.get_version_num(), 7, "{id}");
+            // The random bits are those drawn (ids of the same instant differ by them too).
+            assert_eq!(&uuid.as_bytes()[10..], &[uuid.as_bytes()[15]; 6], "{id}");
+        }
+        // An id of a clock set back stays after the last one made.
+        let past = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1);
+        assert!(run_id(past, [9; 10]) > ids[4]);
+    }
+
     #[test]
     fn lock_files_are_never_followed_and_never_block() {
         let dir = tempfile::tempdir().unwrap();

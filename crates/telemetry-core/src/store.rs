@@ -256,11 +256,57 @@ fn describe_type(file_type: FileType, want_dir: bool) -> &'static str {
     }
 }
 
-/// A directory opened and checked by [`open_app_dir`] or [`open_private_dir`]; it stays
-/// open (and is the directory that was checked) for as long as this lives.
+/// A directory opened and checked by [`open_app_dir`], [`open_private_dir`] or
+/// [`ensure_private_dir`]; it stays open (and is the directory that was checked) for as long as
+/// this lives. What the recorder locks, writes, lists and removes in the pending directory goes
+/// through it: one path lookup and one check for all of them, and no second lookup that could
+/// lead elsewhere.
 #[derive(Debug)]
 pub struct OpenDir {
-    _handle: sys::DirHandle,
+    path: PathBuf,
+    handle: sys::DirHandle,
+}
+
+impl OpenDir {
+    fn new(path: &Path, handle: sys::DirHandle) -> Self {
+        Self {
+            path: path.to_owned(),
+            handle,
+        }
+    }
+
+    /// The path it was opened at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// [`lock_file`] of `name` in this directory.
+    pub(crate) fn lock(&self, name: &str) -> Result<File, Refusal> {
+        sys::lock_at(&self.handle, name, &self.path.join(name))
+    }
+
+    /// [`write_replacing`] of `name` in this directory.
+    pub(crate) fn write_replacing(&self, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+        sys::write_replacing_at(&self.handle, name, bytes, mode)
+    }
+
+    /// [`list_dir_sizing`] of this directory.
+    pub(crate) fn list_sizing(
+        &self,
+        sized: &dyn Fn(&std::ffi::OsStr) -> bool,
+    ) -> Result<Vec<(DirItem, Option<u64>)>, Refusal> {
+        sys::list_sizing_at(&self.handle, &self.path, sized)
+    }
+
+    /// [`remove_stale_temp_files`] of this directory.
+    pub(crate) fn remove_stale_temp_files(&self) {
+        sys::remove_stale_temp_files_at(&self.handle);
+    }
+
+    /// Removes the entry `name` of this directory (never what a symlink of that name points to).
+    pub(crate) fn remove(&self, name: &str) -> io::Result<()> {
+        sys::remove_at(&self.handle, name)
+    }
 }
 
 /// Opens `path` for reading, safely whatever is there: without following a symlink and
@@ -287,7 +333,7 @@ pub fn lock_file(path: &Path) -> Result<File, Refusal> {
 /// followed (dotfile managers link `~/.config/<app>`), and the directory it leads to is what
 /// is checked. `Ok(None)` when it does not exist (yet). Off Unix an existing one is refused.
 pub fn open_app_dir(path: &Path) -> Result<Option<OpenDir>, Refusal> {
-    sys::open_app_dir(path).map(|dir| dir.map(|_handle| OpenDir { _handle }))
+    sys::open_app_dir(path).map(|dir| dir.map(|handle| OpenDir::new(path, handle)))
 }
 
 /// One entry of a directory listed by [`list_dir`].
@@ -348,7 +394,7 @@ fn is_json(name: &std::ffi::OsStr) -> bool {
 /// checks it through the descriptor. `Ok(None)` when it does not exist. Off Unix an existing
 /// one is refused.
 pub fn open_private_dir(path: &Path) -> Result<Option<OpenDir>, Refusal> {
-    sys::open_private_dir(path).map(|dir| dir.map(|_handle| OpenDir { _handle }))
+    sys::open_private_dir(path).map(|dir| dir.map(|handle| OpenDir::new(path, handle)))
 }
 
 /// Reads a secret file `name` inside the private directory `dir`: the directory and the
@@ -359,9 +405,10 @@ pub fn read_private_file(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, Refu
 
 /// Creates `path` (and missing parents) as a directory with mode 0700, or checks that the
 /// existing one is private. Never loosens or silently repairs an existing directory: a
-/// directory with the wrong mode is refused, with the `chmod` that fixes it. Refused off Unix.
-pub fn ensure_private_dir(path: &Path) -> Result<(), Refusal> {
-    sys::ensure_private_dir(path)
+/// directory with the wrong mode is refused, with the `chmod` that fixes it. Returns the
+/// directory, open. Refused off Unix.
+pub fn ensure_private_dir(path: &Path) -> Result<OpenDir, Refusal> {
+    sys::ensure_private_dir(path).map(|handle| OpenDir::new(path, handle))
 }
 
 /// Creates `path` and its parents (mode 0700 for those created here). Refused off Unix.
@@ -585,6 +632,36 @@ mod unix_tests {
             0o600
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file_and_the_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        // A non-empty directory where the file goes: the rename over it fails.
+        fs::create_dir(dir.path().join("f")).unwrap();
+        fs::write(dir.path().join("f/inside"), b"kept").unwrap();
+        assert!(write_atomic(dir.path(), "f", b"one", 0o600).is_err());
+        assert!(write_replacing(dir.path(), "f", b"one", 0o600).is_err());
+        let opened = ensure_private_dir(&dir.path().join("private")).unwrap();
+        fs::create_dir(dir.path().join("private/g")).unwrap();
+        fs::write(dir.path().join("private/g/inside"), b"kept").unwrap();
+        assert!(opened.write_replacing("g", b"one", 0o600).is_err());
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .chain(fs::read_dir(dir.path().join("private")).unwrap())
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["f", "g", "private"]);
+        assert_eq!(fs::read(dir.path().join("f/inside")).unwrap(), b"kept");
+        // Through the open directory, as the recorder writes: in place, exact mode.
+        opened.write_replacing("h", b"two", 0o640).unwrap();
+        let h = dir.path().join("private/h");
+        assert_eq!(fs::read(&h).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&h).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
     }
 
     #[test]

@@ -162,7 +162,7 @@ pub(super) fn list_dir(path: &Path) -> Result<Vec<DirItem>, Refusal> {
     Ok(items)
 }
 
-pub(super) fn ensure_private_dir(path: &Path) -> Result<(), Refusal> {
+pub(super) fn ensure_private_dir(path: &Path) -> Result<DirHandle, Refusal> {
     Err(unsupported(path))
 }
 
@@ -180,6 +180,43 @@ pub(super) fn write_replacing(dir: &Path, name: &str, bytes: &[u8], mode: u32) -
 
 /// Nothing is ever written here, so no temporary file of the toolkit's can be left over.
 pub(super) fn remove_stale_temp_files(_dir: &Path) {}
+
+// What an open directory does: never reached, since none is ever opened here (and only built
+// where this is the store, not for its tests on Unix).
+
+#[cfg(not(unix))]
+pub(super) fn lock_at(dir: &DirHandle, _name: &str, _path: &Path) -> Result<File, Refusal> {
+    match *dir {}
+}
+
+#[cfg(not(unix))]
+pub(super) fn write_replacing_at(
+    dir: &DirHandle,
+    _name: &str,
+    _bytes: &[u8],
+    _mode: u32,
+) -> io::Result<()> {
+    match *dir {}
+}
+
+#[cfg(not(unix))]
+pub(super) fn list_sizing_at(
+    dir: &DirHandle,
+    _path: &Path,
+    _sized: &dyn Fn(&std::ffi::OsStr) -> bool,
+) -> Result<Vec<(DirItem, Option<u64>)>, Refusal> {
+    match *dir {}
+}
+
+#[cfg(not(unix))]
+pub(super) fn remove_stale_temp_files_at(dir: &DirHandle) {
+    match *dir {}
+}
+
+#[cfg(not(unix))]
+pub(super) fn remove_at(dir: &DirHandle, _name: &str) -> io::Result<()> {
+    match *dir {}
+}
 
 #[cfg(test)]
 mod tests {

@@ -3,10 +3,10 @@
 //! file private. The only module of the crate (with its tests) that names `rustix` or
 //! `std::os::unix` for the store; `cargo xtask audit` (rule 7) proves it is only built on Unix.
 
-use std::fs::{self, File, Permissions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
@@ -133,18 +133,29 @@ fn open_regular_at(
     Ok(Some((File::from(fd), facts)))
 }
 
+/// How lock files are opened. Read-write: where `flock` is emulated with POSIX locks (NFS),
+/// an exclusive lock needs it. With O_NONBLOCK, opening a named pipe read-write does not block
+/// either; nothing is ever written to the lock file.
+const LOCK_FLAGS: OFlags = OFlags::RDWR
+    .union(OFlags::CREATE)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::NOCTTY)
+    .union(OFlags::CLOEXEC);
+
 pub(super) fn lock_file(path: &Path) -> Result<File, Refusal> {
-    // Read-write: where `flock` is emulated with POSIX locks (NFS), an exclusive lock needs
-    // it. With O_NONBLOCK, opening a named pipe read-write does not block either; nothing is
-    // ever written to the lock file.
-    let flags = OFlags::RDWR
-        | OFlags::CREATE
-        | OFlags::NOFOLLOW
-        | OFlags::NONBLOCK
-        | OFlags::NOCTTY
-        | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(path, flags, Mode::from_raw_mode(0o600))
+    let fd = rustix::fs::open(path, LOCK_FLAGS, Mode::from_raw_mode(0o600))
         .map_err(|errno| io_refusal(path, errno))?;
+    lock_opened(fd, path)
+}
+
+pub(super) fn lock_at(dir: &OwnedFd, name: &str, path: &Path) -> Result<File, Refusal> {
+    let fd = rustix::fs::openat(dir, name, LOCK_FLAGS, Mode::from_raw_mode(0o600))
+        .map_err(|errno| io_refusal(path, errno))?;
+    lock_opened(fd, path)
+}
+
+fn lock_opened(fd: OwnedFd, path: &Path) -> Result<File, Refusal> {
     let facts = facts_of(&fd).map_err(|e| io_refusal(path, e))?;
     let refused = |kind| Refusal {
         path: path.to_owned(),
@@ -224,12 +235,20 @@ pub(super) fn list_dir_sizing(
         Ok(fd) => fd,
         Err(errno) => return Err(io_refusal(path, errno)),
     };
-    Ok(list_fd(&fd, path)?
+    list_sizing_at(&fd, path, sized)
+}
+
+pub(super) fn list_sizing_at(
+    fd: &OwnedFd,
+    path: &Path,
+    sized: &dyn Fn(&std::ffi::OsStr) -> bool,
+) -> Result<Vec<(DirItem, Option<u64>)>, Refusal> {
+    Ok(list_fd(fd, path)?
         .into_iter()
         .map(|item| {
             // Relative to the open directory: one name looked up, not the whole path again.
             let size = (item.file_type == FileType::RegularFile && sized(&item.name))
-                .then(|| rustix::fs::statat(&fd, &item.name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW))
+                .then(|| rustix::fs::statat(fd, &item.name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW))
                 .and_then(Result::ok)
                 .filter(|st| {
                     rustix::fs::FileType::from_raw_mode(st.st_mode)
@@ -327,10 +346,10 @@ pub(super) fn read_private_file(dir: &Path, name: &str) -> Result<Option<Vec<u8>
     Ok(Some(bytes))
 }
 
-pub(super) fn ensure_private_dir(path: &Path) -> Result<(), Refusal> {
+pub(super) fn ensure_private_dir(path: &Path) -> Result<OwnedFd, Refusal> {
     // Most calls find it there: checked through a descriptor, as after creating it.
-    if open_private_dir(path)?.is_some() {
-        return Ok(());
+    if let Some(fd) = open_private_dir(path)? {
+        return Ok(fd);
     }
     if let Some(parent) = path.parent() {
         ensure_dir(parent)?;
@@ -345,7 +364,7 @@ pub(super) fn ensure_private_dir(path: &Path) -> Result<(), Refusal> {
             });
         }
     }
-    open_private_dir(path)?.map(|_| ()).ok_or_else(|| Refusal {
+    open_private_dir(path)?.ok_or_else(|| Refusal {
         path: path.to_owned(),
         kind: RefusalKind::Io(
             io::ErrorKind::NotFound,
@@ -365,42 +384,96 @@ pub(super) fn ensure_dir(path: &Path) -> Result<(), Refusal> {
         })
 }
 
-/// A temporary file in `dir` holding `bytes`, with permission bits exactly `mode`.
-fn temp_file_with(dir: &Path, bytes: &[u8], mode: u32) -> io::Result<tempfile::NamedTempFile> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(Permissions::from_mode(mode))
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    // The umask may have narrowed the mode; it can never have widened it. Made exact only when
-    // it differs: an fstat is cheaper than a chmod, which dirties the inode again.
-    if tmp.as_file().metadata()?.permissions().mode() & 0o7777 != mode {
-        tmp.as_file()
-            .set_permissions(Permissions::from_mode(mode))?;
+/// Creates a new temporary file `.tmp-<16 random hex digits>` in the directory `dir` holding
+/// `bytes`, with permission bits exactly `mode`, and returns it with its name. Created with
+/// `O_CREAT|O_EXCL`, which never follows a symlink nor opens an existing file: a planted name
+/// is skipped for another random one. On a failed write the file is removed again.
+fn temp_file_at(dir: &OwnedFd, bytes: &[u8], mode: u32) -> io::Result<(File, String)> {
+    use rand::TryRngCore as _;
+    let flags = OFlags::WRONLY
+        .union(OFlags::CREATE)
+        .union(OFlags::EXCL)
+        .union(OFlags::NOFOLLOW)
+        .union(OFlags::NOCTTY)
+        .union(OFlags::CLOEXEC);
+    let mut attempts = 0;
+    let (fd, name) = loop {
+        let random = rand::rngs::OsRng.try_next_u64().map_err(io::Error::other)?;
+        let name = format!(".tmp-{random:016x}");
+        match rustix::fs::openat(dir, &name, flags, Mode::from_raw_mode(mode)) {
+            Ok(fd) => break (fd, name),
+            Err(Errno::EXIST) if attempts < 8 => attempts += 1,
+            Err(errno) => return Err(errno.into()),
+        }
+    };
+    let written = (|| {
+        // The umask may have narrowed the mode; it can never have widened it. Made exact only
+        // when it differs: an fstat is cheaper than a chmod, which dirties the inode again.
+        if rustix::fs::fstat(&fd)?.st_mode & 0o7777 != mode {
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+        }
+        let mut file = File::from(fd);
+        file.write_all(bytes)?;
+        Ok::<_, io::Error>(file)
+    })();
+    match written {
+        Ok(file) => Ok((file, name)),
+        Err(err) => {
+            let _ = rustix::fs::unlinkat(dir, &name, rustix::fs::AtFlags::empty());
+            Err(err)
+        }
     }
-    Ok(tmp)
+}
+
+/// Renames the temporary file `tmp` of `dir` over `name`, or removes it if that fails.
+fn rename_into_place(dir: &OwnedFd, tmp: &str, name: &str) -> io::Result<()> {
+    rustix::fs::renameat(dir, tmp, dir, name).map_err(|errno| {
+        let _ = rustix::fs::unlinkat(dir, tmp, rustix::fs::AtFlags::empty());
+        io::Error::from(errno)
+    })
 }
 
 pub(super) fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let tmp = temp_file_with(dir, bytes, mode)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
     let dir_fd = open_dir(dir).map_err(Refusal::into_io_error)?;
+    let (file, tmp) = temp_file_at(&dir_fd, bytes, mode)?;
+    if let Err(err) = file.sync_all() {
+        let _ = rustix::fs::unlinkat(&dir_fd, &tmp, rustix::fs::AtFlags::empty());
+        return Err(err);
+    }
+    drop(file);
+    rename_into_place(&dir_fd, &tmp, name)?;
     File::from(dir_fd).sync_all()
 }
 
 pub(super) fn write_replacing(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let tmp = temp_file_with(dir, bytes, mode)?;
-    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
-    Ok(())
+    let dir_fd = open_dir(dir).map_err(Refusal::into_io_error)?;
+    write_replacing_at(&dir_fd, name, bytes, mode)
+}
+
+pub(super) fn write_replacing_at(
+    dir: &OwnedFd,
+    name: &str,
+    bytes: &[u8],
+    mode: u32,
+) -> io::Result<()> {
+    let (file, tmp) = temp_file_at(dir, bytes, mode)?;
+    drop(file);
+    rename_into_place(dir, &tmp, name)
+}
+
+pub(super) fn remove_at(dir: &OwnedFd, name: &str) -> io::Result<()> {
+    rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty()).map_err(io::Error::from)
 }
 
 pub(super) fn remove_stale_temp_files(dir: &Path) {
+    if let Ok(fd) = open_dir(dir) {
+        remove_stale_temp_files_at(&fd);
+    }
+}
+
+pub(super) fn remove_stale_temp_files_at(fd: &OwnedFd) {
     use std::os::unix::ffi::OsStrExt;
-    let Ok(fd) = open_dir(dir) else {
-        return;
-    };
-    let Ok(items) = list_fd(&fd, dir) else {
+    let Ok(items) = list_fd(fd, Path::new(".")) else {
         return;
     };
     for item in items {
@@ -409,7 +482,7 @@ pub(super) fn remove_stale_temp_files(dir: &Path) {
         }
         // Checked again right before removal, relative to the directory and not following
         // a symlink; `unlinkat` removes a name, never what a symlink points to.
-        let Ok(stat) = rustix::fs::statat(&fd, &item.name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+        let Ok(stat) = rustix::fs::statat(fd, &item.name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
         else {
             continue;
         };
@@ -422,7 +495,7 @@ pub(super) fn remove_stale_temp_files(dir: &Path) {
         if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile
             && stale
         {
-            let _ = rustix::fs::unlinkat(&fd, &item.name, rustix::fs::AtFlags::empty());
+            let _ = rustix::fs::unlinkat(fd, &item.name, rustix::fs::AtFlags::empty());
         }
     }
 }
