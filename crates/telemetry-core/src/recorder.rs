@@ -824,15 +824,19 @@ impl Recorder {
         if !ledger.epsilon_spent.is_finite() || ledger.epsilon_spent < 0.0 {
             ledger.epsilon_spent = cap;
         }
-        // Ordered, not hashed: a `HashSet`'s random keys cost a `getrandom` call of their own.
-        let mut charged: std::collections::BTreeSet<u64> = ledger.charged.iter().copied().collect();
+        // A sorted vector searched by halves, not a hash set (whose random keys cost a
+        // `getrandom` call of their own) nor a tree (more code in every host): at most
+        // `MAX_LEDGER_KEYS` keys.
+        let mut charged: Vec<u64> = ledger.charged.clone();
+        charged.sort_unstable();
+        charged.dedup();
         let mut kept = Vec::with_capacity(reports.len());
         let mut dropped = 0u32;
         for report in reports {
             let mut new: Vec<u64> = Vec::new();
             let mut cost = 0.0;
             for &(key, epsilon) in &report.charges {
-                if !charged.contains(&key) && !new.contains(&key) {
+                if charged.binary_search(&key).is_err() && !new.contains(&key) {
                     new.push(key);
                     cost += epsilon;
                 }
@@ -840,7 +844,11 @@ impl Recorder {
             if ledger.epsilon_spent + cost <= cap + 1e-9 {
                 ledger.epsilon_spent += cost;
                 for key in new {
-                    if charged.len() < MAX_LEDGER_KEYS && charged.insert(key) {
+                    if charged.len() >= MAX_LEDGER_KEYS {
+                        break;
+                    }
+                    if let Err(at) = charged.binary_search(&key) {
+                        charged.insert(at, key);
                         ledger.charged.push(key);
                     }
                 }
@@ -940,7 +948,6 @@ struct Ledger {
     charged: Vec<u64>,
 }
 
-/// Locks `path` (see [`store::lock_file`]: never through a symlink, never on a pipe).
 /// A payload's run id: a UUIDv7 of `now` (milliseconds since the epoch) and 74 random bits, so
 /// names sort by age (see [`enforce_bounds`]). Within a process each id is later than the one
 /// before, as RFC 9562 allows: a flush in the same millisecond as the last takes the next one.
@@ -959,6 +966,7 @@ fn run_id(now: std::time::SystemTime, random: [u8; 10]) -> String {
         .to_string()
 }
 
+/// Locks `path` (see [`store::lock_file`]: never through a symlink, never on a pipe).
 fn lock(path: &Path) -> Result<File, RecordError> {
     store::lock_file(path).map_err(RecordError::Refused)
 }
@@ -1393,6 +1401,45 @@ mod tests {
         run(&[4]).expect("a payload");
         assert_eq!(ledger(root).epsilon_spent, 3.0);
         assert_eq!(ledger(root).charged.len(), 3);
+    }
+
+    /// A ledger holding `MAX_LEDGER_KEYS` keys (duplicates in it count once) keeps no more:
+    /// a new answer is then charged every time, which errs on the safe side.
+    #[test]
+    fn a_full_ledger_charges_new_answers_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let run = |size: i64| {
+            let r = live_recorder(root);
+            let event = SizeEvent { size, flag: true };
+            r.record(SizeEvent::NAME, &|out| event.values(out));
+            r.flush().unwrap().expect("a payload")
+        };
+        run(1);
+        let today = ledger(root).day;
+        let mut charged: Vec<u64> = (1..MAX_LEDGER_KEYS as u64).collect();
+        charged.push(1); // a duplicate: still MAX_LEDGER_KEYS - 1 distinct keys
+        let full = |charged: &[u64]| {
+            let text = serde_json::json!({"day": today, "epsilon_spent": 0.0, "charged": charged});
+            std::fs::write(root.join("ledger.json"), text.to_string()).unwrap();
+        };
+        full(&charged);
+        // Two new answers (size 2, flag): one more key fits, the other is charged untracked.
+        run(2);
+        let after = ledger(root);
+        assert_eq!(after.epsilon_spent, 2.0);
+        assert_eq!(after.charged.len(), charged.len() + 1);
+        run(2);
+        let again = ledger(root);
+        assert!(
+            again.epsilon_spent > 2.0,
+            "the untracked answer was not charged again"
+        );
+        assert_eq!(
+            again.charged.len(),
+            after.charged.len(),
+            "a full ledger grew"
+        );
     }
 
     /// When the budget is spent, new answers are dropped whole, repeats still go out, and a
