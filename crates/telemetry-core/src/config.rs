@@ -8,7 +8,6 @@
 //! Loading never fails: a malformed, unreadable, oversized or mistyped file yields
 //! [`ConfigOutcome::problem`], and the decision treats it as *disabled*.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -139,8 +138,9 @@ impl fmt::Display for ConfigSource {
 pub struct ConfigOutcome {
     /// Effective values (defaults where a layer failed).
     pub config: Config,
-    /// Where each set key came from.
-    pub sources: BTreeMap<String, ConfigSource>,
+    /// Where each set key came from (the last layer that set it), in the order first set:
+    /// [`ConfigOutcome::source_of`]. A short list of known keys, searched in order.
+    sources: Vec<(String, ConfigSource)>,
     /// Non-fatal problems (unknown keys).
     pub warnings: Vec<Warning>,
     /// A problem that makes the configuration untrustworthy: telemetry must be disabled.
@@ -151,9 +151,17 @@ impl ConfigOutcome {
     /// The source of `key`, `Default` when no layer set it.
     pub fn source_of(&self, key: &str) -> ConfigSource {
         self.sources
-            .get(key)
-            .cloned()
-            .unwrap_or(ConfigSource::Default)
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(ConfigSource::Default, |(_, source)| source.clone())
+    }
+
+    /// Records that `key` was set by `source`, over any layer below it.
+    fn set_source(&mut self, key: String, source: ConfigSource) {
+        match self.sources.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, existing)) => *existing = source,
+            None => self.sources.push((key, source)),
+        }
     }
 
     /// The effective value of `key` rendered as text (`None` when unset).
@@ -203,9 +211,7 @@ pub fn load(
             Ok(Some(table)) => {
                 for key in flatten_keys(&table) {
                     if key_spec(&key).is_some() {
-                        outcome
-                            .sources
-                            .insert(key, ConfigSource::File(path.clone()));
+                        outcome.set_source(key, ConfigSource::File(path.clone()));
                     } else {
                         outcome.warnings.push(Warning::new(
                             Location::FileKey {
@@ -244,9 +250,7 @@ pub fn load(
         };
         match value.to_str().map(|v| parse_value(spec, v)) {
             Some(Ok(value)) => {
-                outcome
-                    .sources
-                    .insert(key.clone(), ConfigSource::Env(name.to_owned()));
+                outcome.set_source(key.clone(), ConfigSource::Env(name.to_owned()));
                 figment = layered(figment, Serialized::default(&key, value));
             }
             Some(Err(message)) => {
@@ -267,9 +271,7 @@ pub fn load(
     }
 
     for (key, value) in overrides {
-        outcome
-            .sources
-            .insert(key.clone(), ConfigSource::Programmatic);
+        outcome.set_source(key.clone(), ConfigSource::Programmatic);
         figment = layered(figment, Serialized::default(key, value));
     }
 

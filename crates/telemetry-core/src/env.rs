@@ -4,13 +4,14 @@
 //! (and hosts embedding several apps) can pass an exact environment without mutating the
 //! process-global one.
 
-use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 
 /// An immutable set of environment variables.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Env {
-    vars: BTreeMap<OsString, OsString>,
+    /// Sorted by name, one entry per name: searched by halves. A vector rather than a map,
+    /// because every host links what the toolkit instantiates, and a map of its own is more code.
+    vars: Vec<(OsString, OsString)>,
 }
 
 /// The value of a variable, as far as this toolkit can read it.
@@ -37,17 +38,26 @@ impl Env {
         K: Into<OsString>,
         V: Into<OsString>,
     {
-        Self {
-            vars: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        }
+        let mut vars: Vec<(OsString, OsString)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        // Stable, so of a name given twice the last pair is kept, as the process's own
+        // environment would have it.
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars.reverse();
+        vars.dedup_by(|later, earlier| later.0 == earlier.0);
+        vars.reverse();
+        Self { vars }
     }
 
     /// The raw value of `name`.
     pub fn get_os(&self, name: &str) -> Option<&OsStr> {
-        self.vars.get(OsStr::new(name)).map(OsString::as_os_str)
+        let name = OsStr::new(name);
+        self.vars
+            .binary_search_by(|(k, _)| k.as_os_str().cmp(name))
+            .ok()
+            .map(|i| self.vars[i].1.as_os_str())
     }
 
     /// The value of `name`, distinguishing unset from non-UTF-8.
@@ -69,6 +79,21 @@ impl Env {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_given_twice_keeps_its_last_value_and_names_iterate_in_order() {
+        let env = Env::from_pairs([("B", "1"), ("A", "x"), ("B", "2"), ("C", "3"), ("B", "4")]);
+        assert_eq!(env.get("B"), EnvValue::Text("4"));
+        let names: Vec<_> = env
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let want: Vec<(OsString, OsString)> = [("A", "x"), ("B", "4"), ("C", "3")]
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        assert_eq!(names, want);
+    }
 
     #[test]
     fn distinguishes_unset_and_text() {

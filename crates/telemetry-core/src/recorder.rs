@@ -712,15 +712,17 @@ impl Recorder {
     ) -> Result<Envelope, RecordError> {
         let decl = |m: String| RecordError::Declaration(m);
         let mut dp = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
+        // Each event kind's fields are described once, at its first report.
+        let mut described = vec![false; self.events.len()];
         let mut events = Vec::with_capacity(kept.len());
         for r in kept {
             let compiled = &self.events[r.event];
             let name = Identifier::new(compiled.info.name).map_err(|e| decl(e.to_string()))?;
             let mut fields = telemetry_schema::Fields::new();
+            let describe = !std::mem::replace(&mut described[r.event], true);
             for (decl_field, value) in compiled.info.fields.iter().zip(r.values) {
                 let field = Identifier::new(decl_field.name()).map_err(|e| decl(e.to_string()))?;
-                if seen.insert((compiled.info.name, decl_field.name())) {
+                if describe {
                     let spec = decl_field.spec().map_err(|e| decl(e.to_string()))?;
                     dp.push(FieldPrivacy {
                         event: name.clone(),
