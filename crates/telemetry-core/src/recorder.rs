@@ -54,6 +54,11 @@ enum Compiled {
 
 struct CompiledEvent {
     info: EventInfo,
+    /// The event's name, checked.
+    name: Identifier,
+    /// What the payload says of each field (its name, checked, and its mechanism), in the
+    /// order of [`EventInfo::fields`]: worked out once, here, not at every flush.
+    privacy: Vec<FieldPrivacy>,
     fields: Vec<Compiled>,
     /// ε of one report whose answers are all new: what the payload states, whatever the values.
     epsilon: f64,
@@ -279,8 +284,18 @@ pub(crate) fn compile_events(events: &[EventInfo]) -> Result<CompiledEvents, Rec
 }
 
 fn compile(info: EventInfo) -> Result<CompiledEvent, RecordError> {
-    info.spec()
+    let spec = info
+        .spec()
         .map_err(|e| RecordError::Declaration(format!("{}: {e}", info.name)))?;
+    let privacy = spec
+        .fields
+        .into_iter()
+        .map(|field| FieldPrivacy {
+            event: spec.name.clone(),
+            field: field.name,
+            params: field.mechanism,
+        })
+        .collect();
     let mut fields = Vec::with_capacity(info.fields.len());
     let mut total = 0.0;
     for decl in info.fields {
@@ -317,6 +332,8 @@ fn compile(info: EventInfo) -> Result<CompiledEvent, RecordError> {
     }
     Ok(CompiledEvent {
         info,
+        name: spec.name,
+        privacy,
         fields,
         epsilon: total,
         seen: SeenTable::new(),
@@ -717,22 +734,18 @@ impl Recorder {
         let mut events = Vec::with_capacity(kept.len());
         for r in kept {
             let compiled = &self.events[r.event];
-            let name = Identifier::new(compiled.info.name).map_err(|e| decl(e.to_string()))?;
             let mut fields = telemetry_schema::Fields::new();
             let describe = !std::mem::replace(&mut described[r.event], true);
-            for (decl_field, value) in compiled.info.fields.iter().zip(r.values) {
-                let field = Identifier::new(decl_field.name()).map_err(|e| decl(e.to_string()))?;
+            for (privacy, value) in compiled.privacy.iter().zip(r.values) {
                 if describe {
-                    let spec = decl_field.spec().map_err(|e| decl(e.to_string()))?;
-                    dp.push(FieldPrivacy {
-                        event: name.clone(),
-                        field: field.clone(),
-                        params: spec.mechanism,
-                    });
+                    dp.push(privacy.clone());
                 }
-                fields.insert(field, value);
+                fields.insert(privacy.field.clone(), value);
             }
-            events.push(WireEvent { name, fields });
+            events.push(WireEvent {
+                name: compiled.name.clone(),
+                fields,
+            });
         }
         let text_values = |counter: &AtomicU32| counter.load(Ordering::Relaxed);
         let daily = crate::dp::memo::daily_id(&self.secret, &self.day.to_string());

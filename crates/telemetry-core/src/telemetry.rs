@@ -278,6 +278,7 @@ impl Builder {
         let overrides = app
             .as_ref()
             .map(|app| Overrides::read(app, &env, self.ci_detection));
+        let mut app_dir: Option<Result<(), store::Refusal>> = None;
         if let (Some(app), Some(overrides)) = (&app, &overrides) {
             let Overrides {
                 inputs,
@@ -286,14 +287,20 @@ impl Builder {
             } = overrides;
             let preview = *preview;
             let overridden = inputs.iter().any(|i| i.effect == Effect::Disables);
-            let never_consented = || {
-                self.policy == ReleasePolicy::OptIn
-                    && self.config_overrides.is_empty()
-                    && !config::has_variables(app, &env)
-                    && paths.as_ref().is_some_and(|p| {
-                        std::fs::symlink_metadata(p.root())
-                            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-                    })
+            // The app directory, opened and checked here when it decides (the resolution
+            // below then uses this check rather than opening it again).
+            let mut never_consented = || {
+                if self.policy != ReleasePolicy::OptIn
+                    || !self.config_overrides.is_empty()
+                    || config::has_variables(app, &env)
+                {
+                    return false;
+                }
+                let Some(paths) = &paths else { return false };
+                let opened = store::open_app_dir(paths.root());
+                let absent = matches!(opened, Ok(None));
+                app_dir = Some(opened.map(|_| ()));
+                absent
             };
             if !preview && (overridden || never_consented()) {
                 if self.print_warnings {
@@ -318,7 +325,7 @@ impl Builder {
                 };
             }
         }
-        let (resolved, compiled) = self.resolve(&env, &app, &paths, warnings, overrides);
+        let (resolved, compiled) = self.resolve(&env, &app, &paths, warnings, overrides, app_dir);
         let Resolved {
             decision,
             token,
@@ -378,6 +385,7 @@ impl Builder {
         paths: &Option<Paths>,
         mut warnings: Vec<Warning>,
         overrides: Option<Overrides>,
+        app_dir: Option<Result<(), store::Refusal>>,
     ) -> (Resolved, Option<CompiledEvents>) {
         // Off Unix nothing can prove the app directory private: the platform keeps telemetry
         // off, says so in `status`, and the directory is not even opened.
@@ -387,7 +395,11 @@ impl Builder {
         let app_dir_refused = paths
             .as_ref()
             .filter(|_| platform_input.is_none())
-            .and_then(|p| store::open_app_dir(p.root()).err())
+            .and_then(|p| {
+                app_dir
+                    .unwrap_or_else(|| store::open_app_dir(p.root()).map(|_| ()))
+                    .err()
+            })
             .map(|refusal| app_dir_refusal(&refusal, app.as_ref()));
         if let (Some(why), Some(paths)) = (&app_dir_refused, &paths) {
             warnings.push(Warning::new(
@@ -1177,6 +1189,7 @@ impl Telemetry {
                 &self.app,
                 &self.paths,
                 self.early_warnings.clone(),
+                None,
                 None,
             );
             // `build` found telemetry off before reading files. Only consent given since then
