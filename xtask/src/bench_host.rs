@@ -7,8 +7,12 @@
 //! `Telemetry` handle declaring one `#[derive(Event)]` of two fields, 10 `record` calls of that
 //! event with distinct values, so that the payload carries 10 events, and the handle's drop at
 //! exit). `--toolkit DIR` builds the host against another checkout's `telemetry-core` (and its
-//! `Cargo.lock`), e.g. an export of an older commit, for before/after figures. Five cases, interleaved in one run (every iteration
-//! runs every case, in a rotating order, after a warm-up), each a fresh process:
+//! `Cargo.lock`), e.g. an export of an older commit, for before/after figures. Five cases, each
+//! a fresh process, in two passes of one run, each pass interleaved (every iteration runs every
+//! case of the pass, in a shuffled order, after a warm-up) with plain runs of its own: the first
+//! four, then `enabled, 500 kept` (see [`PASSES`]). Runs of the command less than 35 s apart
+//! share the previous run's freed inodes (its scratch HOMEs), which slow creation on a
+//! journal-less ext4: leave that gap between runs.
 //!
 //! - `plain`: `host-plain`, the baseline;
 //! - `disabled (no consent)`: `host-telemetry` in a fresh HOME, the default state;
@@ -58,8 +62,7 @@ use crate::bench::{
     run_checked,
 };
 
-const USAGE: &str =
-    "usage: cargo xtask bench-host [--iterations N] [--profile release|dist] [--toolkit DIR]";
+const USAGE: &str = "usage: cargo xtask bench-host [--iterations N] [--profile release|dist] [--toolkit DIR] [--settle SECS]";
 
 /// Iterations of every case run and discarded before measuring.
 const WARMUP: usize = 20;
@@ -69,6 +72,34 @@ const DISABLED_TARGET: Duration = Duration::from_micros(50);
 const ENABLED_TARGET: Duration = Duration::from_micros(300);
 /// Reports of the bench's event in every enabled run.
 const EVENTS_PER_RUN: usize = 10;
+/// The cases run in two passes, each interleaved with its own plain runs (the first index):
+/// the pruned store's pass second, since each of its runs deletes a payload, and on ext4
+/// without a journal freed inodes slow every file creation nearby for 30–35 s (see
+/// [`take_payload`]), which would be charged to the enabled case.
+const PASSES: [&[usize]; 2] = [&[0, 1, 2, 3], &[5, 4]];
+
+/// The wait between building the hosts and measuring them. The build frees files (cargo
+/// replaces its outputs), and on ext4 without a journal a freed inode is skipped, its block
+/// read to tell, by every inode allocation of the next 30–35 s: measured right after a build,
+/// the enabled case's payload creation paid for cargo's deletions (+1,000 µs instead of +500).
+const SETTLE: Duration = Duration::from_secs(40);
+
+/// The order of a pass's cases in iteration `i`: a shuffle (a fixed-seed xorshift, the same
+/// every run), so that each case follows every other about equally often. A process runs
+/// slower after one that touched more memory and files; with a fixed rotation the plain runs
+/// nearly always came right after the heaviest case, which flattered every delta.
+fn order(pass: &[usize], i: usize) -> Vec<usize> {
+    let mut order = pass.to_vec();
+    let mut state = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for k in (1..order.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        order.swap(k, (state % (k as u64 + 1)) as usize);
+    }
+    order
+}
+
 /// Enabled runs per consented HOME: 2 ε a run stays under the host's cap of 1,000.
 const RUNS_PER_HOME: usize = 400;
 /// The pending directory's default bound (`telemetry.max_pending_files`), where a build
@@ -138,6 +169,8 @@ struct Options {
     /// The checkout of the toolkit whose `crates/telemetry-core` and `Cargo.lock` the host
     /// uses (this one unless told): another checkout measures another version of the code.
     toolkit: Option<PathBuf>,
+    /// How long to wait after building, before measuring (see [`SETTLE`]).
+    settle: Duration,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Options> {
@@ -145,6 +178,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
         iterations: 300,
         profile: "release".into(),
         toolkit: None,
+        settle: SETTLE,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -173,6 +207,15 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
                 options.iterations = value
                     .parse()
                     .with_context(|| format!("--iterations {value:?}: not a number; {USAGE}"))?;
+            }
+            "--settle" => {
+                let value = args
+                    .next()
+                    .with_context(|| format!("--settle needs a number of seconds; {USAGE}"))?;
+                let secs: u64 = value
+                    .parse()
+                    .with_context(|| format!("--settle {value:?}: not a number; {USAGE}"))?;
+                options.settle = Duration::from_secs(secs);
             }
             other => bail!("unknown argument {other:?}; {USAGE}"),
         }
@@ -510,6 +553,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     );
     write_workspace(&workspace, &workspace_files(&core))?;
     let hosts = build(&toolkit, &workspace, &target, &options.profile)?;
+    if !options.settle.is_zero() {
+        println!(
+            "bench-host: waiting {} s for the file system to settle after the build (--settle)",
+            options.settle.as_secs()
+        );
+        std::thread::sleep(options.settle);
+    }
 
     let scratch = Scratch(base.join(std::process::id().to_string()));
     let _ = std::fs::remove_dir_all(&scratch.0);
@@ -566,6 +616,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             target: None,
             after: After::KeepsBound,
         },
+        Case {
+            label: "plain (second pass)",
+            exe: hosts.plain.clone(),
+            home: fresh.clone(),
+            dnt: false,
+            target: None,
+            after: After::Nothing,
+        },
     ];
 
     // Every case once, with its output visible on failure.
@@ -597,7 +655,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
     println!(
         "bench-host ({} profile, telemetry-core of {}): {} iterations after {WARMUP} warm-up, \
-         cases interleaved; {EVENTS_PER_RUN} events per enabled run, its payload checked and \
+         cases in two passes ({PASSES:?}), shuffled in each iteration; {EVENTS_PER_RUN} events per enabled run, its payload checked and \
          moved out of the pending directory after each run",
         options.profile,
         toolkit.display(),
@@ -612,32 +670,33 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     println!("load average before: {}", load_average());
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(options.iterations); cases.len()];
     let mut enabled_runs = 0;
-    for i in 0..WARMUP + options.iterations {
-        for k in 0..cases.len() {
-            let j = (i + k) % cases.len();
-            let case = &mut cases[j];
-            let mut command = case.command();
-            let started = Instant::now();
-            let status = command.status();
-            let took = started.elapsed();
-            let status = status.with_context(|| format!("running {}", case.label))?;
-            ensure!(status.success(), "{} exited with {status}", case.label);
-            if case.after == After::KeepsBound {
-                check_bound(&case.home)?;
-            }
-            if case.after == After::TakePayload {
-                take_payload(&case.home)?;
-                enabled_runs += 1;
-                if enabled_runs % RUNS_PER_HOME == 0 {
-                    generation += 1;
-                    let home = enabled_home(generation);
-                    consented_home(&home, &hosts.telemetry)?;
-                    let _ = std::fs::remove_dir_all(&case.home);
-                    case.home = home;
+    for pass in PASSES {
+        for i in 0..WARMUP + options.iterations {
+            for j in order(pass, i) {
+                let case = &mut cases[j];
+                let mut command = case.command();
+                let started = Instant::now();
+                let status = command.status();
+                let took = started.elapsed();
+                let status = status.with_context(|| format!("running {}", case.label))?;
+                ensure!(status.success(), "{} exited with {status}", case.label);
+                if case.after == After::KeepsBound {
+                    check_bound(&case.home)?;
                 }
-            }
-            if i >= WARMUP {
-                samples[j].push(took);
+                if case.after == After::TakePayload {
+                    take_payload(&case.home)?;
+                    enabled_runs += 1;
+                    if enabled_runs % RUNS_PER_HOME == 0 {
+                        generation += 1;
+                        let home = enabled_home(generation);
+                        consented_home(&home, &hosts.telemetry)?;
+                        let _ = std::fs::remove_dir_all(&case.home);
+                        case.home = home;
+                    }
+                }
+                if i >= WARMUP {
+                    samples[j].push(took);
+                }
             }
         }
     }
@@ -658,7 +717,6 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "DO_NOT_TRACK runs changed the consented HOME: before {dnt_files:?}, after {now:?}"
     );
 
-    let plain = samples[0].clone();
     let sorted: Vec<Vec<Duration>> = samples
         .iter()
         .map(|s| {
@@ -667,13 +725,21 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             s
         })
         .collect();
-    let plain_median = quantile(&sorted[0], 0.5);
+    // Each case against the plain runs of its own pass.
+    let baseline = |j: usize| {
+        let plain = PASSES
+            .iter()
+            .find(|pass| pass.contains(&j))
+            .map_or(0, |pass| pass[0]);
+        (&samples[plain], quantile(&sorted[plain], 0.5))
+    };
     println!();
     println!(
         "{:<26} {:>9} {:>9} {:>9} {:>12} {:>12} {:>8}",
         "case", "median", "p10", "p90", "Δ median", "Δ paired", "ratio"
     );
-    for (case, (s, raw)) in cases.iter().zip(sorted.iter().zip(&samples)) {
+    for (j, (case, (s, raw))) in cases.iter().zip(sorted.iter().zip(&samples)).enumerate() {
+        let (plain, plain_median) = baseline(j);
         let median = quantile(s, 0.5);
         println!(
             "{:<26} {:>9} {:>9} {:>9} {:>9.0} µs {:>9.0} µs {:>7.3}×",
@@ -682,19 +748,19 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             micros(quantile(s, 0.1)),
             micros(quantile(s, 0.9)),
             delta_us(median, plain_median),
-            paired_delta_us(raw, &plain),
+            paired_delta_us(raw, plain),
             median.as_secs_f64() / plain_median.as_secs_f64()
         );
     }
     println!();
     let mut missed = 0;
     let mut targets = 0;
-    for (case, s) in cases.iter().zip(&sorted) {
+    for (j, (case, s)) in cases.iter().zip(&sorted).enumerate() {
         let Some(max) = case.target else {
             continue;
         };
         targets += 1;
-        let delta = delta_us(quantile(s, 0.5), plain_median);
+        let delta = delta_us(quantile(s, 0.5), baseline(j).1);
         let ok = delta <= max.as_secs_f64() * 1e6;
         missed += usize::from(!ok);
         println!(
@@ -724,6 +790,11 @@ mod tests {
         let o = parse(&[]).unwrap();
         assert_eq!((o.iterations, o.profile.as_str()), (300, "release"));
         assert!(o.toolkit.is_none());
+        assert_eq!(o.settle, SETTLE);
+        assert_eq!(
+            parse(&strings(&["--settle", "0"])).unwrap().settle,
+            Duration::ZERO
+        );
         let o = parse(&strings(&[
             "--iterations",
             "7",
@@ -744,6 +815,8 @@ mod tests {
             &["--toolkit"],
             &["--toolkit", "--iterations"],
             &["--bogus"],
+            &["--settle"],
+            &["--settle", "-1"],
         ] {
             assert!(parse(&strings(bad)).is_err(), "{bad:?} accepted");
         }
@@ -768,6 +841,26 @@ mod tests {
         );
         assert!(check_payload(b"{").is_err());
         assert!(check_payload(b"{\"events\": 1}").is_err());
+    }
+
+    #[test]
+    fn every_iteration_runs_each_case_of_its_pass_once_and_orders_vary() {
+        let pass: &[usize] = &[0, 1, 2, 3];
+        let orders: Vec<Vec<usize>> = (0..200).map(|i| order(pass, i)).collect();
+        for o in &orders {
+            let mut sorted = o.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, pass);
+        }
+        // Each case comes right after plain (0) in some iteration, and plain is not always first.
+        for case in 1..4 {
+            assert!(
+                orders.iter().any(|o| o.windows(2).any(|w| w == [0, case])),
+                "{case} never follows plain"
+            );
+        }
+        assert!(orders.iter().any(|o| o[0] != 0));
+        assert_eq!(order(pass, 7), order(pass, 7), "not reproducible");
     }
 
     #[test]
