@@ -78,10 +78,11 @@ const EVENTS_PER_RUN: usize = 10;
 /// [`take_payload`]), which would be charged to the enabled case.
 const PASSES: [&[usize]; 2] = [&[0, 1, 2, 3], &[5, 4]];
 
-/// The wait between building the hosts and measuring them. The build frees files (cargo
-/// replaces its outputs), and on ext4 without a journal a freed inode is skipped, its block
-/// read to tell, by every inode allocation of the next 30–35 s: measured right after a build,
-/// the enabled case's payload creation paid for cargo's deletions (+1,000 µs instead of +500).
+/// The wait between setting up (building the hosts, making the HOMEs, a `sync`) and measuring.
+/// The build and a previous run free files, the set-up dirties hundreds: on ext4 without a
+/// journal a freed inode is skipped, its block read to tell, by every inode allocation of the
+/// next 30–35 s, and dirty data is written back about 30 s later. Measured right after a
+/// build or a previous run, the enabled case paid for them (+1,000 µs instead of +500).
 const SETTLE: Duration = Duration::from_secs(40);
 
 /// The order of a pass's cases in iteration `i`: a shuffle (a fixed-seed xorshift, the same
@@ -553,13 +554,6 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     );
     write_workspace(&workspace, &workspace_files(&core))?;
     let hosts = build(&toolkit, &workspace, &target, &options.profile)?;
-    if !options.settle.is_zero() {
-        println!(
-            "bench-host: waiting {} s for the file system to settle after the build (--settle)",
-            options.settle.as_secs()
-        );
-        std::thread::sleep(options.settle);
-    }
 
     let scratch = Scratch(base.join(std::process::id().to_string()));
     let _ = std::fs::remove_dir_all(&scratch.0);
@@ -645,6 +639,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             After::KeepsBound => check_bound(&case.home)?,
             After::Nothing => {}
         }
+    }
+    if !options.settle.is_zero() {
+        println!(
+            "bench-host: sync, then waiting {} s for the file system to settle (--settle)",
+            options.settle.as_secs()
+        );
+        // Written back now, not by the flusher in the middle of the runs.
+        run_checked(Command::new("sync"), "sync")?;
+        std::thread::sleep(options.settle);
     }
     let dnt_files = {
         let mut found = Vec::new();
