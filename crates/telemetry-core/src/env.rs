@@ -42,12 +42,11 @@ impl Env {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        // Stable, so of a name given twice the last pair is kept, as the process's own
-        // environment would have it.
+        // Reversed, then sorted stably: of a name given twice the last pair comes first and
+        // is the one kept, as the process's own environment would have it.
+        vars.reverse();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
-        vars.reverse();
-        vars.dedup_by(|later, earlier| later.0 == earlier.0);
-        vars.reverse();
+        vars.dedup_by(|a, b| a.0 == b.0);
         Self { vars }
     }
 
