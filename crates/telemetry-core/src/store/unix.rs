@@ -419,16 +419,22 @@ fn temp_file_at(dir: &OwnedFd, bytes: &[u8], mode: u32) -> io::Result<(File, Str
     match written {
         Ok(file) => Ok((file, name)),
         Err(err) => {
-            let _ = rustix::fs::unlinkat(dir, &name, rustix::fs::AtFlags::empty());
+            discard_temp(dir, &name);
             Err(err)
         }
     }
 }
 
+/// Removes the temporary file `tmp` of `dir` after a failed write (best effort: a leftover is
+/// swept later by [`remove_stale_temp_files`]).
+fn discard_temp(dir: &OwnedFd, tmp: &str) {
+    let _ = rustix::fs::unlinkat(dir, tmp, rustix::fs::AtFlags::empty());
+}
+
 /// Renames the temporary file `tmp` of `dir` over `name`, or removes it if that fails.
 fn rename_into_place(dir: &OwnedFd, tmp: &str, name: &str) -> io::Result<()> {
     rustix::fs::renameat(dir, tmp, dir, name).map_err(|errno| {
-        let _ = rustix::fs::unlinkat(dir, tmp, rustix::fs::AtFlags::empty());
+        discard_temp(dir, tmp);
         io::Error::from(errno)
     })
 }
@@ -437,7 +443,7 @@ pub(super) fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> i
     let dir_fd = open_dir(dir).map_err(Refusal::into_io_error)?;
     let (file, tmp) = temp_file_at(&dir_fd, bytes, mode)?;
     if let Err(err) = file.sync_all() {
-        let _ = rustix::fs::unlinkat(&dir_fd, &tmp, rustix::fs::AtFlags::empty());
+        discard_temp(&dir_fd, &tmp);
         return Err(err);
     }
     drop(file);
