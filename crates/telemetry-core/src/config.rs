@@ -1,4 +1,5 @@
-//! User configuration: `config.toml` in the app directory, layered with figment.
+//! User configuration: `config.toml` in the app directory, layered with the environment and
+//! the app's code.
 //!
 //! Layers, lowest first: built-in defaults < `config.toml` < `<APP>_CONFIG_<SECTION>__<KEY>`
 //! environment variables < values set by the app's code. Every effective value remembers
@@ -11,9 +12,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
-use figment::providers::Serialized;
-use serde::{Deserialize, Serialize};
 
 use crate::app::AppName;
 use crate::env::Env;
@@ -26,16 +24,14 @@ use crate::warning::{Location, Warning};
 pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 
 /// The typed configuration.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
     /// The `[telemetry]` table.
     pub telemetry: TelemetryConfig,
 }
 
 /// The `[telemetry]` table.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TelemetryConfig {
     /// `telemetry.enabled`: `false` is the user's persistent "no". `true` is not consent.
     pub enabled: Option<bool>,
@@ -185,14 +181,12 @@ pub(crate) fn has_variables(app: &AppName, env: &Env) -> bool {
         .any(|(name, _)| name.to_str().is_some_and(|n| n.starts_with(&prefix)))
 }
 
-/// `figment` (the defaults if none yet) with `layer` merged over it.
-fn layered<T: Serialize>(figment: Option<Figment>, layer: Serialized<T>) -> Option<Figment> {
-    let base = figment.unwrap_or_else(|| Figment::from(Serialized::defaults(Config::default())));
-    Some(base.merge(layer))
-}
-
 /// Loads the configuration for `app` from `paths` (if any), `env` and `overrides`
 /// (dotted key → value, set by the app's code).
+///
+/// Layering five known keys needs no merge of trees: each layer assigns the keys it sets, in
+/// order, and every value is checked against its key's kind as it is assigned, so a mistyped
+/// value is reported where it was written.
 pub fn load(
     app: &AppName,
     paths: Option<&Paths>,
@@ -200,37 +194,17 @@ pub fn load(
     overrides: &[(String, toml::Value)],
 ) -> ConfigOutcome {
     let mut outcome = ConfigOutcome::default();
-    // Built only when something is layered over the defaults: most runs have no config file,
-    // no `<APP>_CONFIG_*` variable and no override, and pay for none of figment's merging.
-    let mut figment: Option<Figment> = None;
 
     if let Some(paths) = paths {
         let path = paths.config_file();
-        match read_table(&path) {
-            Ok(None) => {}
-            Ok(Some(table)) => {
-                for key in flatten_keys(&table) {
-                    if key_spec(&key).is_some() {
-                        outcome.set_source(key, ConfigSource::File(path.clone()));
-                    } else {
-                        outcome.warnings.push(Warning::new(
-                            Location::FileKey {
-                                path: path.clone(),
-                                key,
-                            },
-                            "unknown key, ignored",
-                        ));
-                    }
-                }
-                figment = layered(figment, Serialized::defaults(table));
-            }
-            Err(message) => {
-                outcome.problem = Some(Warning::new(
-                    Location::Path(path),
-                    format!("{message}; telemetry is disabled until it is fixed"),
-                ));
-                return outcome;
-            }
+        let layered = match read_table(&path) {
+            Ok(Some(table)) => assign_table(&mut outcome, &path, "", &table),
+            Ok(None) => Ok(()),
+            Err(message) => Err((Location::Path(path.clone()), message)),
+        };
+        if let Err((location, message)) = layered {
+            outcome.problem = Some(disabling(location, message));
+            return outcome;
         }
     }
 
@@ -248,53 +222,36 @@ pub fn load(
             ));
             continue;
         };
-        match value.to_str().map(|v| parse_value(spec, v)) {
-            Some(Ok(value)) => {
-                outcome.set_source(key.clone(), ConfigSource::Env(name.to_owned()));
-                figment = layered(figment, Serialized::default(&key, value));
-            }
-            Some(Err(message)) => {
-                outcome.problem = Some(Warning::new(
-                    Location::EnvVar(name.to_owned()),
-                    format!("{message}; telemetry is disabled until it is fixed"),
-                ));
-                return outcome;
-            }
-            None => {
-                outcome.problem = Some(Warning::new(
-                    Location::EnvVar(name.to_owned()),
-                    "is not valid UTF-8; telemetry is disabled until it is fixed",
-                ));
+        let assigned = match value.to_str() {
+            Some(text) => parse_value(spec, text)
+                .and_then(|value| outcome.config.telemetry.assign(spec, &value)),
+            None => Err("is not valid UTF-8".to_owned()),
+        };
+        match assigned {
+            Ok(()) => outcome.set_source(key, ConfigSource::Env(name.to_owned())),
+            Err(message) => {
+                outcome.problem = Some(disabling(Location::EnvVar(name.to_owned()), message));
                 return outcome;
             }
         }
     }
 
     for (key, value) in overrides {
-        outcome.set_source(key.clone(), ConfigSource::Programmatic);
-        figment = layered(figment, Serialized::default(key, value));
-    }
-
-    let extracted = match figment {
-        Some(figment) => figment.extract::<Config>(),
-        None => Ok(Config::default()),
-    };
-    match extracted {
-        Ok(config) => outcome.config = config,
-        Err(err) => {
-            let key = err.path.join(".");
-            let location = match outcome.source_of(&key) {
-                ConfigSource::File(path) => Location::FileKey { path, key },
-                ConfigSource::Env(var) => Location::EnvVar(var),
-                _ => Location::Programmatic,
-            };
-            outcome.problem = Some(Warning::new(
-                location,
-                format!("{}; telemetry is disabled until it is fixed", err.kind),
+        let Some(spec) = key_spec(key) else {
+            outcome.warnings.push(Warning::new(
+                Location::Programmatic,
+                format!("{key:?} is not a known key, ignored"),
             ));
+            continue;
+        };
+        if let Err(message) = outcome.config.telemetry.assign(spec, value) {
+            let message = format!("{key}: {message}");
+            outcome.problem = Some(disabling(Location::Programmatic, message));
             return outcome;
         }
+        outcome.set_source(key.clone(), ConfigSource::Programmatic);
     }
+
     if let Some(endpoint) = &outcome.config.telemetry.endpoint
         && let Err(message) = validate_endpoint(endpoint)
     {
@@ -307,6 +264,95 @@ pub fn load(
         ));
     }
     outcome
+}
+
+/// Assigns the known keys of `table` (whose keys are under `prefix`, dotted) from the file at
+/// `path`, and warns about the unknown ones. A known key of the wrong kind, or a value where
+/// a table of known keys belongs (`telemetry = 5`), is the problem returned.
+fn assign_table(
+    outcome: &mut ConfigOutcome,
+    path: &Path,
+    prefix: &str,
+    table: &toml::Table,
+) -> Result<(), (Location, String)> {
+    for (name, value) in table {
+        let key = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        let at = |key: String| Location::FileKey {
+            path: path.to_owned(),
+            key,
+        };
+        if let Some(spec) = key_spec(&key) {
+            outcome
+                .config
+                .telemetry
+                .assign(spec, value)
+                .map_err(|message| (at(key.clone()), message))?;
+            outcome.set_source(key, ConfigSource::File(path.to_owned()));
+            continue;
+        }
+        match value {
+            toml::Value::Table(inner) => assign_table(outcome, path, &key, inner)?,
+            _ if is_table_of_keys(&key) => {
+                let message = format!("expected a table, found {}", value.type_str());
+                return Err((at(key), message));
+            }
+            _ => outcome
+                .warnings
+                .push(Warning::new(at(key), "unknown key, ignored")),
+        }
+    }
+    Ok(())
+}
+
+/// The problem that turns telemetry off: `message` at `location`, and that it disables.
+fn disabling(location: Location, message: impl fmt::Display) -> Warning {
+    Warning::new(
+        location,
+        format!("{message}; telemetry is disabled until it is fixed"),
+    )
+}
+
+/// Whether `name` is a table that holds known keys (`telemetry`).
+fn is_table_of_keys(name: &str) -> bool {
+    KEYS.iter().any(|k| {
+        k.name
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('.'))
+    })
+}
+
+impl TelemetryConfig {
+    /// Sets the key `spec` names to `value`, if it is of the key's kind.
+    fn assign(&mut self, spec: &KeySpec, value: &toml::Value) -> Result<(), String> {
+        let mismatch =
+            |expected: &str| format!("expected {expected}, found {} {value}", value.type_str());
+        let text = || match value {
+            toml::Value::String(s) => Ok(Some(s.clone())),
+            _ => Err(mismatch("a string")),
+        };
+        let count = || match value {
+            toml::Value::Integer(n) => u64::try_from(*n)
+                .map(Some)
+                .map_err(|_| mismatch("a whole number")),
+            _ => Err(mismatch("a whole number")),
+        };
+        match spec.name {
+            "telemetry.enabled" => match value {
+                toml::Value::Boolean(b) => self.enabled = Some(*b),
+                _ => return Err(mismatch("true or false")),
+            },
+            "telemetry.endpoint" => self.endpoint = text()?,
+            "telemetry.ca_bundle" => self.ca_bundle = text()?,
+            "telemetry.max_pending_files" => self.max_pending_files = count()?,
+            "telemetry.max_pending_bytes" => self.max_pending_bytes = count()?,
+            other => return Err(format!("{other}: not a key this version reads")),
+        }
+        Ok(())
+    }
 }
 
 fn read_table(path: &Path) -> Result<Option<toml::Table>, String> {
@@ -330,21 +376,6 @@ fn read_table(path: &Path) -> Result<Option<toml::Table>, String> {
     text.parse::<toml::Table>()
         .map(Some)
         .map_err(|e| format!("malformed TOML: {}", e.message()))
-}
-
-fn flatten_keys(table: &toml::Table) -> Vec<String> {
-    let mut keys = Vec::new();
-    for (name, value) in table {
-        match value {
-            toml::Value::Table(inner) => {
-                for key in flatten_keys(inner) {
-                    keys.push(format!("{name}.{key}"));
-                }
-            }
-            _ => keys.push(name.clone()),
-        }
-    }
-    keys
 }
 
 /// Parses and validates a textual value for `spec`.
@@ -499,14 +530,8 @@ mod tests {
         AppName::new("acme").unwrap()
     }
 
-    /// With nothing layered, `load` skips figment: what figment would have extracted from the
-    /// defaults alone must be exactly the defaults, or the shortcut changes a setting.
     #[test]
-    fn nothing_layered_is_what_figment_extracts_from_the_defaults() {
-        let through_figment: Config = Figment::from(Serialized::defaults(Config::default()))
-            .extract()
-            .unwrap();
-        assert_eq!(through_figment, Config::default());
+    fn nothing_layered_is_the_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let outcome = load(
             &app(),
@@ -514,22 +539,132 @@ mod tests {
             &Env::from_pairs::<_, &str, &str>([]),
             &[],
         );
-        assert_eq!(outcome.config, through_figment);
+        assert_eq!(outcome.config, Config::default());
         assert!(
             outcome.problem.is_none() && outcome.warnings.is_empty() && outcome.sources.is_empty()
         );
-        // One layer is enough to go through figment (and its errors) again.
+        assert_eq!(
+            outcome.source_of("telemetry.enabled"),
+            ConfigSource::Default
+        );
+    }
+
+    /// Every key, set by the file, is read with its kind and its source.
+    #[test]
+    fn every_key_is_read_from_the_file() {
+        let (_d, paths) = setup(
+            b"[telemetry]\nenabled = true\nendpoint = \"https://t.example.org/v1\"\n\
+              ca_bundle = \"/etc/ca.pem\"\nmax_pending_files = 7\nmax_pending_bytes = 9000\n",
+        );
+        let out = load(&app(), Some(&paths), &Env::default(), &[]);
+        assert!(out.problem.is_none() && out.warnings.is_empty(), "{out:?}");
+        let expected = TelemetryConfig {
+            enabled: Some(true),
+            endpoint: Some("https://t.example.org/v1".into()),
+            ca_bundle: Some("/etc/ca.pem".into()),
+            max_pending_files: Some(7),
+            max_pending_bytes: Some(9000),
+        };
+        assert_eq!(out.config.telemetry, expected);
+        for key in KEYS {
+            assert_eq!(
+                out.source_of(key.name),
+                ConfigSource::File(paths.config_file()),
+                "{}",
+                key.name
+            );
+        }
+    }
+
+    /// A value of the wrong kind, or a value where the table of known keys belongs, disables
+    /// telemetry and names the file and the key; a whole table of unknown keys is warned
+    /// about key by key.
+    #[test]
+    fn mistyped_keys_in_the_file_are_problems_at_their_key() {
+        let cases: [(&[u8], &str, &str); 5] = [
+            (
+                b"telemetry = 5\n",
+                "telemetry",
+                "expected a table, found integer",
+            ),
+            (
+                b"[telemetry.enabled]\nx = 1\n",
+                "telemetry.enabled",
+                "found table",
+            ),
+            (
+                b"[telemetry]\nmax_pending_files = -3\n",
+                "telemetry.max_pending_files",
+                "whole number",
+            ),
+            (
+                b"[telemetry]\nmax_pending_bytes = 1.5\n",
+                "telemetry.max_pending_bytes",
+                "found float",
+            ),
+            (
+                b"[telemetry]\nendpoint = 443\n",
+                "telemetry.endpoint",
+                "expected a string",
+            ),
+        ];
+        for (contents, key, needle) in cases {
+            let (_d, paths) = setup(contents);
+            let out = load(&app(), Some(&paths), &Env::default(), &[]);
+            let problem = out.problem.expect("a problem");
+            assert_eq!(
+                problem.location,
+                Location::FileKey {
+                    path: paths.config_file(),
+                    key: key.into()
+                }
+            );
+            assert!(problem.message.contains(needle), "{problem}");
+            assert!(problem.message.contains("disabled"), "{problem}");
+        }
+        let (_d, paths) = setup(b"[other]\na = 1\nb = { c = 2 }\n");
+        let out = load(&app(), Some(&paths), &Env::default(), &[]);
+        assert!(out.problem.is_none());
+        let keys: Vec<_> = out.warnings.iter().map(|w| w.location.clone()).collect();
+        let at = |key: &str| Location::FileKey {
+            path: paths.config_file(),
+            key: key.into(),
+        };
+        assert_eq!(keys, [at("other.a"), at("other.b.c")]);
+    }
+
+    /// The app's code is a layer like the others: a value of the wrong kind disables, naming
+    /// the key; a key this version does not read is warned about, not silently dropped.
+    #[test]
+    fn the_apps_code_is_checked_like_the_other_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::at(dir.path());
         let bad = [(
             "telemetry.max_pending_files".to_owned(),
             toml::Value::String("many".into()),
         )];
-        let outcome = load(
-            &app(),
-            Some(&Paths::at(dir.path())),
-            &Env::from_pairs::<_, &str, &str>([]),
-            &bad,
+        let out = load(&app(), Some(&paths), &Env::default(), &bad);
+        let problem = out.problem.expect("a problem");
+        assert_eq!(problem.location, Location::Programmatic);
+        assert!(
+            problem
+                .message
+                .contains("telemetry.max_pending_files: expected a whole number, found string"),
+            "{problem}"
         );
-        assert!(outcome.problem.is_some(), "{:?}", outcome.config);
+        let unknown = [
+            ("telemetry.colour".to_owned(), toml::Value::Integer(3)),
+            (
+                "telemetry.max_pending_files".to_owned(),
+                toml::Value::Integer(4),
+            ),
+        ];
+        let out = load(&app(), Some(&paths), &Env::default(), &unknown);
+        assert!(out.problem.is_none());
+        assert_eq!(out.warnings.len(), 1);
+        assert!(out.warnings[0].to_string().contains("telemetry.colour"));
+        assert_eq!(out.config.telemetry.max_pending_files, Some(4));
+        assert_eq!(out.source_of("telemetry.colour"), ConfigSource::Default);
     }
 
     /// Issue #16: a named pipe as `config.toml` (even under `DO_NOT_TRACK=1`, where `status`
