@@ -12,7 +12,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-
 use crate::app::AppName;
 use crate::env::Env;
 use crate::paths::Paths;
