@@ -35,8 +35,9 @@
 //! 10 events.
 //!
 //! Every enabled run's payload is checked and moved out of `uploads-pending/` right after the
-//! run (outside the timed span; see [`take_payload`] for why it is not deleted), so every run
-//! starts from the same state: consent, ledger and an empty
+//! run (outside the timed span; see [`take_payload`] for why it is not deleted), and what the
+//! run wrote is written back to the disk (`sync -f`, also outside it; see [`write_back`] for
+//! why; `--no-write-back` measures without), so every run starts from the same state: consent, ledger and an empty
 //! `uploads-pending/`. Letting the payloads pile up would make the later runs pay for the
 //! pending-directory bound (500 files): that state is the fifth case's, measured apart. The
 //! ledger charges each distinct memoised answer once a day, so the host's runs, which repeat
@@ -66,7 +67,7 @@ use crate::bench::{
     run_checked,
 };
 
-const USAGE: &str = "usage: cargo xtask bench-host [--iterations N] [--profile release|dist] [--toolkit DIR] [--settle SECS]";
+const USAGE: &str = "usage: cargo xtask bench-host [--iterations N] [--profile release|dist] [--toolkit DIR] [--settle SECS] [--no-write-back]";
 
 /// Iterations of every case run and discarded before measuring.
 const WARMUP: usize = 20;
@@ -188,6 +189,8 @@ struct Options {
     toolkit: Option<PathBuf>,
     /// How long to wait after building, before measuring (see [`SETTLE`]).
     settle: Duration,
+    /// Whether what a writing run wrote is written back before the next run ([`write_back`]).
+    write_back: bool,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Options> {
@@ -196,6 +199,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
         profile: "release".into(),
         toolkit: None,
         settle: SETTLE,
+        write_back: true,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -234,6 +238,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
                     .with_context(|| format!("--settle {value:?}: not a number; {USAGE}"))?;
                 options.settle = Duration::from_secs(secs);
             }
+            "--no-write-back" => options.write_back = false,
             other => bail!("unknown argument {other:?}; {USAGE}"),
         }
     }
@@ -461,6 +466,23 @@ fn take_payload(home: &Path) -> anyhow::Result<()> {
     let name = payload.file_name().context("a payload file name")?;
     std::fs::rename(payload, taken.join(name))
         .with_context(|| format!("moving {} into {}", payload.display(), taken.display()))
+}
+
+/// Writes back to the disk what the last run wrote below `scratch` (`sync -f`: the whole file
+/// system, as `syncfs` does), outside the timed span.
+///
+/// Without it the bench measures its own pace rather than a host's: on ext4 without a journal
+/// (this VM's disk), a new inode is never allocated in an inode-table block that is still dirty
+/// (`recently_deleted` in `fs/ext4/ialloc.c`: a dirty block might hold an inode freed moments
+/// ago), and the free slots of every such block are checked and skipped one by one. A host run
+/// a few times a minute leaves a few dirty blocks for the 30 s until the flusher writes them;
+/// 300 enabled runs in two seconds leave 300, and the payload's creation slowed from about 20
+/// to 150–250 µs over one run of the bench (measured 2026-12-03 in a Python loop creating a
+/// 2 KB file every 5 ms: 134 µs a create without a write-back between, 21–85 µs with).
+fn write_back(scratch: &Path) -> anyhow::Result<()> {
+    let mut sync = Command::new("sync");
+    sync.arg("-f").arg(scratch);
+    run_checked(sync, "sync -f (the write-back between runs)")
 }
 
 /// Checks that `home` holds [`PENDING_BOUND`] payloads, the newest with the bench's events.
@@ -700,10 +722,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     println!(
         "bench-host ({} profile, telemetry-core of {}): {} iterations after {WARMUP} warm-up, \
          cases in two passes ({PASSES:?}), shuffled in each iteration; {EVENTS_PER_RUN} events per enabled run, its payload checked and \
-         moved out of the pending directory after each run",
+         moved out of the pending directory after each run{}",
         options.profile,
         toolkit.display(),
-        options.iterations
+        options.iterations,
+        if options.write_back {
+            ", and what a writing run wrote written back (sync -f) before the next run"
+        } else {
+            "; no write-back between runs (--no-write-back)"
+        }
     );
     println!(
         "scratch HOMEs in {} ({}); {} CPUs",
@@ -737,6 +764,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                         let _ = std::fs::remove_dir_all(&case.home);
                         case.home = home;
                     }
+                }
+                if case.after != After::Nothing && options.write_back {
+                    write_back(&scratch.0)?;
                 }
                 if i >= WARMUP {
                     samples[j].push(took);
@@ -839,6 +869,8 @@ mod tests {
         assert_eq!((o.iterations, o.profile.as_str()), (300, "release"));
         assert!(o.toolkit.is_none());
         assert_eq!(o.settle, SETTLE);
+        assert!(o.write_back);
+        assert!(!parse(&strings(&["--no-write-back"])).unwrap().write_back);
         assert_eq!(
             parse(&strings(&["--settle", "0"])).unwrap().settle,
             Duration::ZERO
