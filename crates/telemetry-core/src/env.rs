@@ -7,12 +7,24 @@
 use std::ffi::{OsStr, OsString};
 
 /// An immutable set of environment variables.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Env {
-    /// Sorted by name, one entry per name: searched by halves. A vector rather than a map,
-    /// because every host links what the toolkit instantiates, and a map of its own is more code.
+    /// As given, in order: of a name given twice the last pair counts, as the process's own
+    /// environment would have it. Neither sorted nor deduplicated when taken: a run reads a
+    /// few names by a linear search (a process has tens of variables), and only the rare
+    /// scans ([`Env::iter`]) pay for an order. Taking the snapshot is on every host's start-up
+    /// path, disabled or not, and sorting it was more code to fault in than the search.
     vars: Vec<(OsString, OsString)>,
 }
+
+impl PartialEq for Env {
+    /// The same variables with the same values, however they were given.
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Env {}
 
 /// The value of a variable, as far as this toolkit can read it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,35 +40,34 @@ pub enum EnvValue<'a> {
 impl Env {
     /// The current process environment.
     pub fn from_process() -> Self {
-        Self::from_pairs(std::env::vars_os())
+        Self {
+            vars: std::env::vars_os().collect(),
+        }
     }
 
-    /// An environment made of exactly these variables.
+    /// An environment made of exactly these variables (of a name given twice, the last value).
     pub fn from_pairs<I, K, V>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
         K: Into<OsString>,
         V: Into<OsString>,
     {
-        let mut vars: Vec<(OsString, OsString)> = pairs
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        // Reversed, then sorted stably: of a name given twice the last pair comes first and
-        // is the one kept, as the process's own environment would have it.
-        vars.reverse();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        vars.dedup_by(|a, b| a.0 == b.0);
-        Self { vars }
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 
     /// The raw value of `name`.
     pub fn get_os(&self, name: &str) -> Option<&OsStr> {
         let name = OsStr::new(name);
         self.vars
-            .binary_search_by(|(k, _)| k.as_os_str().cmp(name))
-            .ok()
-            .map(|i| self.vars[i].1.as_os_str())
+            .iter()
+            .rev()
+            .find(|(k, _)| k.as_os_str() == name)
+            .map(|(_, v)| v.as_os_str())
     }
 
     /// The value of `name`, distinguishing unset from non-UTF-8.
@@ -67,11 +78,19 @@ impl Env {
         }
     }
 
-    /// All variables, in name order.
+    /// All variables, in name order, each once with the value that counts.
     pub fn iter(&self) -> impl Iterator<Item = (&OsStr, &OsStr)> {
-        self.vars
+        let mut vars: Vec<(&OsStr, &OsStr)> = self
+            .vars
             .iter()
+            .rev()
             .map(|(k, v)| (k.as_os_str(), v.as_os_str()))
+            .collect();
+        // Stable, after the reversal: of a name given twice the last pair comes first and is
+        // the one `dedup_by` keeps.
+        vars.sort_by(|a, b| a.0.cmp(b.0));
+        vars.dedup_by(|a, b| a.0 == b.0);
+        vars.into_iter()
     }
 }
 
@@ -92,6 +111,9 @@ mod tests {
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
         assert_eq!(names, want);
+        // Equal whatever the order or the repeats they were given in.
+        assert_eq!(env, Env::from_pairs([("C", "3"), ("B", "4"), ("A", "x")]));
+        assert_ne!(env, Env::from_pairs([("C", "3"), ("B", "2"), ("A", "x")]));
     }
 
     #[test]

@@ -274,11 +274,73 @@ impl Builder {
         //   no config file either (with no `<APP>_CONFIG_*` variable nor override in code,
         //   nothing would even warn).
         // The rest of the decision is then worked out only when asked for (`decision`,
-        // `status`): a disabled run pays for reading the environment, not for files.
+        // `status`): a disabled run pays for reading the environment, not for files. Both
+        // usual ways to be off are checked here first, without building the overrides'
+        // explanation (`decide` does, for a warning or a preview).
+        let mut app_dir = None;
+        if let Some(app) = &app {
+            match quick_overrides(app, &env, self.ci_detection) {
+                QuickOverrides::Off => {
+                    let app = app.clone();
+                    return self.off_before_files(app, paths, env, warnings);
+                }
+                QuickOverrides::Inactive
+                    if self.never_consented(app, &env, paths.as_ref(), &mut app_dir) =>
+                {
+                    if self.print_warnings {
+                        print_warnings(&self.app, warnings.iter());
+                    }
+                    let app = app.clone();
+                    return self.off_before_files(app, paths, env, warnings);
+                }
+                QuickOverrides::Inactive | QuickOverrides::NeedsExplaining => {}
+            }
+        }
+        self.decide(env, warnings, app, paths, app_dir)
+    }
+
+    /// Whether this opt-in app has never been given consent here: no app directory at all, and
+    /// nothing (a `<APP>_CONFIG_*` variable, an override in code) that would be read or warned
+    /// about without one. The directory, when opened, is checked and its verdict kept in
+    /// `app_dir` for the resolution, which then does not open it again.
+    fn never_consented(
+        &self,
+        app: &AppName,
+        env: &Env,
+        paths: Option<&Paths>,
+        app_dir: &mut Option<Result<(), store::Refusal>>,
+    ) -> bool {
+        if app_dir.is_some()
+            || self.policy != ReleasePolicy::OptIn
+            || !self.config_overrides.is_empty()
+            || config::has_variables(app, env)
+        {
+            return false;
+        }
+        let Some(paths) = paths else { return false };
+        let opened = store::open_app_dir(paths.root());
+        let absent = matches!(opened, Ok(None));
+        *app_dir = Some(opened.map(|_| ()));
+        absent
+    }
+
+    /// The rest of [`Builder::build`]: the hard overrides with their explanation, then the app
+    /// directory, config and consent token (`app_dir`: the app directory's check, if `build`
+    /// made it). Kept out of `build` so that a run found off there does not reserve this
+    /// function's stack frame (several KB: a page fault or two in a fresh process).
+    #[inline(never)]
+    fn decide(
+        self,
+        env: Env,
+        warnings: Vec<Warning>,
+        app: Option<AppName>,
+        paths: Option<Paths>,
+        mut app_dir: Option<Result<(), store::Refusal>>,
+    ) -> Telemetry {
+        // The same two ways to be off as in `build`, for the overrides that need explaining.
         let overrides = app
             .as_ref()
             .map(|app| Overrides::read(app, &env, self.ci_detection));
-        let mut app_dir: Option<Result<(), store::Refusal>> = None;
         if let (Some(app), Some(overrides)) = (&app, &overrides) {
             let Overrides {
                 inputs,
@@ -287,22 +349,9 @@ impl Builder {
             } = overrides;
             let preview = *preview;
             let overridden = inputs.iter().any(|i| i.effect == Effect::Disables);
-            // The app directory, opened and checked here when it decides (the resolution
-            // below then uses this check rather than opening it again).
-            let mut never_consented = || {
-                if self.policy != ReleasePolicy::OptIn
-                    || !self.config_overrides.is_empty()
-                    || config::has_variables(app, &env)
-                {
-                    return false;
-                }
-                let Some(paths) = &paths else { return false };
-                let opened = store::open_app_dir(paths.root());
-                let absent = matches!(opened, Ok(None));
-                app_dir = Some(opened.map(|_| ()));
-                absent
-            };
-            if !preview && (overridden || never_consented()) {
+            if !preview
+                && (overridden || self.never_consented(app, &env, paths.as_ref(), &mut app_dir))
+            {
                 if self.print_warnings {
                     if overridden {
                         print_warnings(&self.app, quiet_warnings(override_warnings, inputs));
@@ -311,18 +360,8 @@ impl Builder {
                         print_warnings(&self.app, warnings.iter().chain(override_warnings));
                     }
                 }
-                return Telemetry {
-                    enabled: AtomicBool::new(false),
-                    active: AtomicBool::new(false),
-                    recorder: None,
-                    app_name: self.app.clone(),
-                    app: Some(app.clone()),
-                    builder: self,
-                    paths,
-                    resolved: OnceLock::new(),
-                    env,
-                    early_warnings: warnings,
-                };
+                let app = app.clone();
+                return self.off_before_files(app, paths, env, warnings);
             }
         }
         let (resolved, compiled) = self.resolve(&env, &app, &paths, warnings, overrides, app_dir);
@@ -340,6 +379,7 @@ impl Builder {
             None
         } else {
             self.recorder(&decision, paths.as_ref(), &config, compiled, &mut warnings)
+                .map(Box::new)
         };
         // `is_enabled` tells the truth: on only if this run can record (or only looks).
         let enabled = decision.enabled && (recorder.is_some() || !self.recording);
@@ -351,13 +391,13 @@ impl Builder {
             app,
             builder: self,
             paths,
-            resolved: OnceLock::from(Resolved {
+            resolved: OnceLock::from(Box::new(Resolved {
                 decision,
                 token,
                 config,
                 warnings,
                 platform_refused,
-            }),
+            })),
             env,
             // Only the lazy path reads them; here the decision is already resolved.
             early_warnings: Vec::new(),
@@ -373,6 +413,29 @@ impl Builder {
             });
         }
         telemetry
+    }
+
+    /// The handle of a run found off before any file was read: the rest of the decision is
+    /// worked out when first asked for ([`Telemetry::resolved`]).
+    fn off_before_files(
+        self,
+        app: AppName,
+        paths: Option<Paths>,
+        env: Env,
+        early_warnings: Vec<Warning>,
+    ) -> Telemetry {
+        Telemetry {
+            enabled: AtomicBool::new(false),
+            active: AtomicBool::new(false),
+            recorder: None,
+            app_name: self.app.clone(),
+            app: Some(app),
+            builder: self,
+            paths,
+            resolved: OnceLock::new(),
+            env,
+            early_warnings,
+        }
     }
 
     /// Everything the decision takes from the app directory, the config and the consent token,
@@ -788,6 +851,55 @@ impl Overrides {
     }
 }
 
+type OverrideReader = fn(EnvValue<'_>) -> EnvReading;
+
+/// The hard overrides' variables (but CI's), each with how its value is read.
+fn override_vars(app: &AppName) -> [(String, OverrideReader); 4] {
+    [
+        ("DO_NOT_TRACK".to_owned(), decision::read_do_not_track),
+        (app.telemetry_var(), decision::read_app_telemetry),
+        (app.disabled_var(), decision::read_disabled_alias),
+        (app.enabled_var(), decision::read_enabled_alias),
+    ]
+}
+
+/// The CI variable that is set, if any.
+fn ci_var(env: &Env) -> Option<&'static str> {
+    decision::CI_VARS
+        .iter()
+        .copied()
+        .find(|v| decision::read_ci(env.get(v)) != EnvReading::Inactive)
+}
+
+/// What [`hard_overrides`] would find, read without building its explanation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QuickOverrides {
+    /// Switched off, with nothing to warn about.
+    Off,
+    /// No hard override is active.
+    Inactive,
+    /// A preview, or a value to warn about: [`hard_overrides`] is needed.
+    NeedsExplaining,
+}
+
+fn quick_overrides(app: &AppName, env: &Env, ci_detection: bool) -> QuickOverrides {
+    let mut off = false;
+    for (name, read) in override_vars(app) {
+        match read(env.get(&name)) {
+            EnvReading::Inactive => {}
+            EnvReading::Disables => off = true,
+            EnvReading::Preview | EnvReading::Unrecognised => {
+                return QuickOverrides::NeedsExplaining;
+            }
+        }
+    }
+    if off || (ci_detection && ci_var(env).is_some()) {
+        QuickOverrides::Off
+    } else {
+        QuickOverrides::Inactive
+    }
+}
+
 fn hard_overrides(
     app: &AppName,
     env: &Env,
@@ -796,14 +908,7 @@ fn hard_overrides(
     warnings: &mut Vec<Warning>,
     preview: &mut bool,
 ) {
-    type Reader = fn(EnvValue<'_>) -> EnvReading;
-    let vars: [(String, Reader); 4] = [
-        ("DO_NOT_TRACK".to_owned(), decision::read_do_not_track),
-        (app.telemetry_var(), decision::read_app_telemetry),
-        (app.disabled_var(), decision::read_disabled_alias),
-        (app.enabled_var(), decision::read_enabled_alias),
-    ];
-    for (name, read) in vars {
+    for (name, read) in override_vars(app) {
         let value = env.get(&name);
         let reading = read(value);
         let shown = match value {
@@ -844,18 +949,15 @@ fn hard_overrides(
             reason,
         });
     }
-    let ci = decision::CI_VARS
-        .iter()
-        .find(|v| decision::read_ci(env.get(v)) != EnvReading::Inactive);
-    let (name, effect, reason, value) = match (ci, ci_detection) {
+    let (name, effect, reason, value) = match (ci_var(env), ci_detection) {
         (Some(var), true) => (
-            *var,
+            var,
             Effect::Disables,
             "CI environment detected: telemetry disabled",
             env_text(env, var),
         ),
         (Some(var), false) => (
-            *var,
+            var,
             Effect::None,
             "CI environment detected, but the app turned CI detection off",
             env_text(env, var),
@@ -990,14 +1092,17 @@ pub struct Telemetry {
     enabled: AtomicBool,
     /// Whether `record` does anything: enabled (or preview) and a recorder exists.
     active: AtomicBool,
-    recorder: Option<Recorder>,
+    /// Boxed, as `resolved` is: a handle lives in the host's `main` for the whole run, and an
+    /// inline recorder and decision made it 1.5 KB of stack that a disabled run touched for
+    /// nothing (each new stack page is a page fault in a fresh process).
+    recorder: Option<Box<Recorder>>,
     app_name: String,
     app: Option<AppName>,
     builder: Builder,
     paths: Option<Paths>,
     /// The decision and what it read, worked out at `build` unless a hard override made that
     /// unnecessary (then on first use).
-    resolved: OnceLock<Resolved>,
+    resolved: OnceLock<Box<Resolved>>,
     /// The environment `build` saw, for working out the rest of the decision later.
     env: Env,
     /// The warnings `build` found before the app directory, config and token.
@@ -1097,7 +1202,7 @@ impl Telemetry {
     pub fn recording_warnings(&self) -> Vec<Warning> {
         self.recorder
             .as_ref()
-            .map_or_else(Vec::new, Recorder::misuse_warnings)
+            .map_or_else(Vec::new, |recorder| recorder.misuse_warnings())
     }
 
     /// Writes this run's payload (one per run) to `uploads-pending/` — or `previews/` in
@@ -1130,7 +1235,9 @@ impl Telemetry {
 
     /// Events recorded and not yet flushed.
     pub fn buffered_events(&self) -> usize {
-        self.recorder.as_ref().map_or(0, Recorder::buffered)
+        self.recorder
+            .as_ref()
+            .map_or(0, |recorder| recorder.buffered())
     }
 
     /// The app's catalogue: every event it may send, each field's kind, domain and DP
@@ -1216,7 +1323,7 @@ impl Telemetry {
                 decision.decided_by = Some(decision.inputs.len() - 1);
                 decision.enabled = false;
             }
-            resolved
+            Box::new(resolved)
         })
     }
 
@@ -1446,6 +1553,65 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    /// The quick reading in `build` agrees with the explained one on every combination of
+    /// values: off exactly when the overrides disable with no warning and no preview.
+    #[test]
+    fn quick_overrides_agree_with_the_explained_ones() {
+        let app = AppName::new("acme").unwrap();
+        let values = [
+            None,
+            Some("1"),
+            Some("0"),
+            Some("true"),
+            Some("off"),
+            Some("preview"),
+            Some("maybe"),
+            Some(""),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for dnt in values {
+            for own in values {
+                for alias in [None, Some("1"), Some("0"), Some("maybe")] {
+                    for ci in [None, Some("true")] {
+                        for ci_detection in [true, false] {
+                            let pairs = [
+                                ("DO_NOT_TRACK", dnt),
+                                ("ACME_TELEMETRY", own),
+                                ("ACME_TELEMETRY_DISABLED", alias),
+                                ("ACME_TELEMETRY_ENABLED", alias),
+                                ("GITHUB_ACTIONS", ci),
+                            ];
+                            let env = Env::from_pairs(
+                                pairs.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))),
+                            );
+                            let (mut inputs, mut warnings, mut preview) =
+                                (Vec::new(), Vec::new(), false);
+                            hard_overrides(
+                                &app,
+                                &env,
+                                ci_detection,
+                                &mut inputs,
+                                &mut warnings,
+                                &mut preview,
+                            );
+                            let explained = if preview || !warnings.is_empty() {
+                                QuickOverrides::NeedsExplaining
+                            } else if inputs.iter().any(|i| i.effect == Effect::Disables) {
+                                QuickOverrides::Off
+                            } else {
+                                QuickOverrides::Inactive
+                            };
+                            let quick = quick_overrides(&app, &env, ci_detection);
+                            assert_eq!(quick, explained, "{pairs:?}, CI detection {ci_detection}");
+                            seen.insert(format!("{quick:?}"));
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(seen.len(), 3, "every reading was exercised: {seen:?}");
+    }
 
     fn builder(home: &Path, root: &Path, extra: &[(&str, &str)]) -> Builder {
         let mut vars = vec![("HOME", home.as_os_str())];
