@@ -67,7 +67,7 @@ use crate::bench::{
     run_checked,
 };
 
-const USAGE: &str = "usage: cargo xtask bench-host [--iterations N] [--profile release|dist] [--toolkit DIR] [--settle SECS] [--no-write-back]";
+const USAGE: &str = "usage: cargo xtask bench-host [--iterations N] [--profile release|dist] [--toolkit DIR] [--settle SECS] [--no-write-back] [--no-pin]";
 
 /// Iterations of every case run and discarded before measuring.
 const WARMUP: usize = 20;
@@ -191,6 +191,8 @@ struct Options {
     settle: Duration,
     /// Whether what a writing run wrote is written back before the next run ([`write_back`]).
     write_back: bool,
+    /// Whether the bench and its runs are pinned to one CPU ([`pin_to_last_cpu`]).
+    pin: bool,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Options> {
@@ -200,6 +202,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
         toolkit: None,
         settle: SETTLE,
         write_back: true,
+        pin: true,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -239,6 +242,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
                 options.settle = Duration::from_secs(secs);
             }
             "--no-write-back" => options.write_back = false,
+            "--no-pin" => options.pin = false,
             other => bail!("unknown argument {other:?}; {USAGE}"),
         }
     }
@@ -483,6 +487,27 @@ fn write_back(scratch: &Path) -> anyhow::Result<()> {
     let mut sync = Command::new("sync");
     sync.arg("-f").arg(scratch);
     run_checked(sync, "sync -f (the write-back between runs)")
+}
+
+/// Pins this process (the bench's only thread) to the machine's last CPU, which every run it
+/// starts inherits; `None` if it could not (then the runs move between CPUs as they will).
+///
+/// A fresh process that starts on one CPU and is moved to the other, or whose parent wakes on
+/// the other, pays for it in cold caches: on this 2-CPU VM, medians of the same cases moved by
+/// ±25 µs from one run of the bench to the next unpinned, and by ±10 µs pinned (2026-12-03,
+/// three runs each of a Python `posix_spawn` loop over the same five cases). The deltas to the
+/// plain host, which is pinned alike, are what the bench reports. util-linux's `taskset` sets
+/// the affinity (no dependency is added for one system call).
+fn pin_to_last_cpu() -> Option<usize> {
+    let cpus = std::thread::available_parallelism().ok()?.get();
+    let cpu = cpus.checked_sub(1)?;
+    let mut taskset = Command::new("taskset");
+    taskset
+        .arg("-cp")
+        .arg(cpu.to_string())
+        .arg(std::process::id().to_string());
+    run_checked(taskset, "taskset").ok()?;
+    Some(cpu)
 }
 
 /// Checks that `home` holds [`PENDING_BOUND`] payloads, the newest with the bench's events.
@@ -738,6 +763,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         filesystem_of(&scratch.0),
         std::thread::available_parallelism().map_or(0, usize::from)
     );
+    if options.pin {
+        match pin_to_last_cpu() {
+            Some(cpu) => println!("pinned to CPU {cpu}, with every run (--no-pin not to)"),
+            None => println!("could not pin to one CPU (taskset failed): runs move between CPUs"),
+        }
+    } else {
+        println!("not pinned (--no-pin): runs move between CPUs");
+    }
     println!("load average before: {}", load_average());
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(options.iterations); cases.len()];
     let mut enabled_runs = 0;
@@ -871,6 +904,8 @@ mod tests {
         assert_eq!(o.settle, SETTLE);
         assert!(o.write_back);
         assert!(!parse(&strings(&["--no-write-back"])).unwrap().write_back);
+        assert!(o.pin);
+        assert!(!parse(&strings(&["--no-pin"])).unwrap().pin);
         assert_eq!(
             parse(&strings(&["--settle", "0"])).unwrap().settle,
             Duration::ZERO
