@@ -460,20 +460,14 @@ pub fn remove_if_exists(path: &Path) -> io::Result<bool> {
 /// followed, never blocking on a named pipe). `Ok(None)` when absent; refused when it is not a
 /// regular file or larger than `limit` (so a huge file never fills memory).
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, Refusal> {
-    let Some(file) = open_regular(path)? else {
+    let Some((file, size)) = sys::open_regular_sized(path)? else {
         return Ok(None);
     };
     let io_err = |e: io::Error| Refusal {
         path: path.to_owned(),
         kind: RefusalKind::Io(e.kind(), e.to_string()),
     };
-    // Sized from the file (one fstat) so that the read takes two calls, not one per doubling
-    // of a small buffer; `take` still bounds it if the file grows meanwhile.
-    let size = file.metadata().map_or(0, |m| m.len()).min(limit);
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err)?;
+    let bytes = read_sized(file, size, limit).map_err(io_err)?;
     if bytes.len() as u64 > limit {
         return Err(Refusal {
             path: path.to_owned(),
@@ -486,9 +480,83 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, Refusal>
     Ok(Some(bytes))
 }
 
+/// Reads `file` to its end, or to `limit` + 1 bytes, knowing from its facts that it held
+/// `size` bytes: in one `read` when that still holds. A buffer of `size` + 1 bytes that a read
+/// leaves short, once `size` bytes are in, is the end of a regular file, so the call that
+/// would only confirm it is saved. A file that shrank is read on until a read returns nothing,
+/// one that grew until its end or the limit.
+fn read_sized(mut file: impl Read, size: u64, limit: u64) -> io::Result<Vec<u8>> {
+    let want = usize::try_from(size.min(limit).saturating_add(1)).unwrap_or(usize::MAX);
+    let mut bytes = vec![0u8; want];
+    let mut filled = 0;
+    while filled < want {
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                let asked = want - filled;
+                filled += n;
+                if n < asked && filled as u64 >= size {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(filled);
+    if filled == want {
+        // It grew past its size: the rest, bounded.
+        let rest = (limit + 1).saturating_sub(filled as u64);
+        file.take(rest).read_to_end(&mut bytes)?;
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader that hands out at most `step` bytes a call and counts the calls.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+        calls: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.calls += 1;
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_sized_reads_a_file_of_its_size_in_one_call_and_any_other_to_its_end() {
+        let data: Vec<u8> = (0..100u8).collect();
+        let read = |len: usize, size: u64, limit: u64, step: usize| {
+            let mut file = Trickle {
+                data: &data[..len],
+                step,
+                calls: 0,
+            };
+            let bytes = read_sized(&mut file, size, limit).unwrap();
+            (bytes, file.calls)
+        };
+        // As stated: one call.
+        assert_eq!(read(40, 40, 64, usize::MAX), (data[..40].to_vec(), 1));
+        // Short reads before the stated size are not its end.
+        assert_eq!(read(40, 40, 64, 7).0, data[..40].to_vec());
+        // Shrunk since: read until nothing is left.
+        assert_eq!(read(20, 40, 64, usize::MAX), (data[..20].to_vec(), 2));
+        // Grown since: read on to the end, or to the limit + 1 that tells the caller.
+        assert_eq!(read(60, 40, 64, usize::MAX).0, data[..60].to_vec());
+        assert_eq!(read(100, 40, 64, usize::MAX).0, data[..65].to_vec());
+        // Empty.
+        assert_eq!(read(0, 0, 64, usize::MAX), (Vec::new(), 1));
+    }
 
     fn facts(file_type: FileType, uid: u32, mode: u32) -> FileFacts {
         FileFacts {

@@ -58,6 +58,15 @@ fn type_at(path: &Path) -> Result<Option<FileType>, Refusal> {
     }
 }
 
+/// [`open_regular`], with the file's size when opened.
+pub(super) fn open_regular_sized(path: &Path) -> Result<Option<(File, u64)>, Refusal> {
+    let Some(file) = open_regular(path)? else {
+        return Ok(None);
+    };
+    let size = file.metadata().map_err(|e| io_refusal(path, &e))?.len();
+    Ok(Some((file, size)))
+}
+
 pub(super) fn open_regular(path: &Path) -> Result<Option<File>, Refusal> {
     let wrong = |file_type| match file_type {
         FileType::Symlink => RefusalKind::Symlink,

@@ -4,7 +4,7 @@
 //! `std::os::unix` for the store; `cargo xtask audit` (rule 7) proves it is only built on Unix.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::Path;
@@ -109,6 +109,12 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
 
 pub(super) fn open_regular(path: &Path) -> Result<Option<File>, Refusal> {
     open_regular_at(rustix::fs::CWD, path, path).map(|opened| opened.map(|(file, _)| file))
+}
+
+/// [`open_regular`], with the file's size when opened.
+pub(super) fn open_regular_sized(path: &Path) -> Result<Option<(File, u64)>, Refusal> {
+    open_regular_at(rustix::fs::CWD, path, path)
+        .map(|opened| opened.map(|(file, facts)| (file, facts.size)))
 }
 
 /// [`open_regular`] of `name` relative to the directory `dir` (`path` is what errors name),
@@ -325,15 +331,10 @@ pub(super) fn read_private_file(dir: &Path, name: &str) -> Result<Option<Vec<u8>
         path: path.clone(),
         kind,
     })?;
-    // Sized from the checked facts: two reads, not one per doubling of a small buffer.
-    let mut bytes =
-        Vec::with_capacity(usize::try_from(facts.size.min(MAX_SECRET_BYTES)).unwrap_or(0));
-    file.take(MAX_SECRET_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Refusal {
-            path: path.clone(),
-            kind: RefusalKind::Io(e.kind(), e.to_string()),
-        })?;
+    let bytes = super::read_sized(file, facts.size, MAX_SECRET_BYTES).map_err(|e| Refusal {
+        path: path.clone(),
+        kind: RefusalKind::Io(e.kind(), e.to_string()),
+    })?;
     if bytes.len() as u64 > MAX_SECRET_BYTES {
         return Err(Refusal {
             path,
