@@ -261,6 +261,18 @@ mod tests {
         assert_eq!(fs::read_dir(d).unwrap().count(), 0, "something was created");
     }
 
+    /// A regular file opens with its size; nothing there is `None`, a directory refused.
+    #[test]
+    fn open_regular_sized_gives_the_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ledger.json");
+        fs::write(&file, b"12345").unwrap();
+        let (_, size) = open_regular_sized(&file).unwrap().unwrap();
+        assert_eq!(size, 5);
+        assert!(open_regular_sized(&dir.path().join("absent")).unwrap().is_none());
+        assert!(open_regular_sized(dir.path()).is_err());
+    }
+
     /// A fresh install reads as one; a private directory or secret that exists is refused,
     /// since its owner and permissions cannot be checked.
     #[test]
