@@ -269,7 +269,11 @@ mod tests {
         fs::write(&file, b"12345").unwrap();
         let (_, size) = open_regular_sized(&file).unwrap().unwrap();
         assert_eq!(size, 5);
-        assert!(open_regular_sized(&dir.path().join("absent")).unwrap().is_none());
+        assert!(
+            open_regular_sized(&dir.path().join("absent"))
+                .unwrap()
+                .is_none()
+        );
         assert!(open_regular_sized(dir.path()).is_err());
     }
 
