@@ -176,8 +176,7 @@ impl ConfigOutcome {
 /// Whether `env` has a `<APP>_CONFIG_*` variable, which [`load`] layers over the file.
 pub(crate) fn has_variables(app: &AppName, env: &Env) -> bool {
     let prefix = format!("{}_CONFIG_", app.env_prefix());
-    env.iter()
-        .any(|(name, _)| name.to_str().is_some_and(|n| n.starts_with(&prefix)))
+    env.any_name(|name| name.to_str().is_some_and(|n| n.starts_with(&prefix)))
 }
 
 /// Loads the configuration for `app` from `paths` (if any), `env` and `overrides`

@@ -78,6 +78,12 @@ impl Env {
         }
     }
 
+    /// Whether a variable's name satisfies `f` (asked of the names in no particular order,
+    /// without the sort [`Env::iter`] pays for).
+    pub fn any_name(&self, mut f: impl FnMut(&OsStr) -> bool) -> bool {
+        self.vars.iter().any(|(k, _)| f(k))
+    }
+
     /// All variables, in name order, each once with the value that counts.
     pub fn iter(&self) -> impl Iterator<Item = (&OsStr, &OsStr)> {
         let mut vars: Vec<(&OsStr, &OsStr)> = self
@@ -123,6 +129,8 @@ mod tests {
         assert_eq!(env.get("EMPTY"), EnvValue::Text(""));
         assert_eq!(env.get("C"), EnvValue::Unset);
         assert_eq!(env.get_os("A"), Some(OsStr::new("x")));
+        assert!(env.any_name(|n| n == "EMPTY"));
+        assert!(!env.any_name(|n| n == "C"));
     }
 
     // A non-UTF-8 value is built from bytes, which only Unix strings are.
