@@ -37,8 +37,9 @@
 //! Every enabled run's payload is checked and moved out of `uploads-pending/` right after the
 //! run (outside the timed span; see [`take_payload`] for why it is not deleted), and what the
 //! run wrote is written back to the disk (`sync -f`, also outside it; see [`write_back`] for
-//! why; `--no-write-back` measures without), so every run starts from the same state: consent, ledger and an empty
-//! `uploads-pending/`. Letting the payloads pile up would make the later runs pay for the
+//! why; `--no-write-back` measures without), so every run starts from the same state: consent,
+//! ledger and an empty `uploads-pending/`. The bench and its runs are pinned to one CPU
+//! ([`pin_to_last_cpu`]; `--no-pin` not to). Letting the payloads pile up would make the later runs pay for the
 //! pending-directory bound (500 files): that state is the fifth case's, measured apart. The
 //! ledger charges each distinct memoised answer once a day, so the host's runs, which repeat
 //! the same 10 reports, charge (and rewrite the ledger) in the trial run only, as a CLI run
