@@ -734,7 +734,7 @@ impl Recorder {
         let mut events = Vec::with_capacity(kept.len());
         for r in kept {
             let compiled = &self.events[r.event];
-            let mut fields = telemetry_schema::Fields::new();
+            let mut fields = telemetry_schema::Fields::with_capacity(compiled.privacy.len());
             let describe = !std::mem::replace(&mut described[r.event], true);
             for (privacy, value) in compiled.privacy.iter().zip(r.values) {
                 if describe {

@@ -312,6 +312,12 @@ impl Fields {
         Self::default()
     }
 
+    /// No fields, with room for `capacity` without reallocating (a recorder knows how many
+    /// fields each event has).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self(Vec::with_capacity(capacity))
+    }
+
     /// How many fields.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -815,8 +821,27 @@ impl std::error::Error for ConsistencyError {}
 
 impl Envelope {
     /// Serialises to compact JSON (infallible for these types).
+    ///
+    /// Into a buffer sized from the counts of events and DP blocks, so that a typical payload is
+    /// written without growing it: serde_json's default buffer starts at 128 bytes and doubles,
+    /// which for a 2.4 KB payload allocated 8 KB and copied 4 KB (in a fresh process each page
+    /// of heap first touched is a page fault).
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("envelope serialises")
+        let mut out = Vec::with_capacity(self.json_size_hint());
+        serde_json::to_writer(&mut out, self).expect("envelope serialises");
+        String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
+
+    /// About the compact JSON's length: a fixed part (schema, ids, app, platform, ledger) and
+    /// a part per event and per DP block, each a little over what the recorder's typical
+    /// events take (measured: 2,367 bytes for 11 events and 5 blocks; hinted: 2,976).
+    fn json_size_hint(&self) -> usize {
+        const FIXED: usize = 640;
+        const PER_EVENT: usize = 96;
+        const PER_DP_BLOCK: usize = 256;
+        FIXED
+            .saturating_add(self.events.len().saturating_mul(PER_EVENT))
+            .saturating_add(self.privacy.dp.len().saturating_mul(PER_DP_BLOCK))
     }
 
     /// Serialises to pretty JSON (what `telemetry show` prints).
@@ -1023,6 +1048,25 @@ mod tests {
             serde_json::to_string(&fields).unwrap(),
             r#"{"a":true,"b":2,"c":3}"#
         );
+    }
+
+    #[test]
+    fn to_json_writes_what_serde_json_writes_into_a_buffer_it_need_not_grow() {
+        for fixture in [
+            include_str!("../fixtures/v1/valid/full.json"),
+            include_str!("../fixtures/v1/valid/minimal.json"),
+            include_str!("../fixtures/v1/valid/redaction_redacted.json"),
+        ] {
+            let envelope: Envelope = serde_json::from_str(fixture).unwrap();
+            let json = envelope.to_json();
+            assert_eq!(json, serde_json::to_string(&envelope).unwrap());
+            assert!(
+                json.len() <= envelope.json_size_hint(),
+                "{} bytes over a hint of {}",
+                json.len(),
+                envelope.json_size_hint()
+            );
+        }
     }
 
     #[test]
