@@ -54,36 +54,46 @@ impl AppName {
     /// The prefix of the app's environment variables: upper-cased, non-alphanumerics as `_`
     /// (`my-app` → `MY_APP`).
     pub fn env_prefix(&self) -> String {
-        self.0
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect()
+        self.0.chars().map(prefix_char).collect()
     }
 
     /// `<APP>_TELEMETRY`.
     pub fn telemetry_var(&self) -> String {
-        format!("{}_TELEMETRY", self.env_prefix())
+        self.var("_TELEMETRY")
     }
 
     /// `<APP>_TELEMETRY_DISABLED`.
     pub fn disabled_var(&self) -> String {
-        format!("{}_TELEMETRY_DISABLED", self.env_prefix())
+        self.var("_TELEMETRY_DISABLED")
     }
 
     /// `<APP>_TELEMETRY_ENABLED`.
     pub fn enabled_var(&self) -> String {
-        format!("{}_TELEMETRY_ENABLED", self.env_prefix())
+        self.var("_TELEMETRY_ENABLED")
+    }
+
+    /// `<APP><suffix>`, built without `format!`: every run, a disabled one too, names these
+    /// variables, and the formatting code is one more page to fault in for a fresh process.
+    fn var(&self, suffix: &str) -> String {
+        // Sized at once: a name that grows calls out to the allocator's growth path, more code.
+        let mut name = String::with_capacity(self.0.len() + suffix.len());
+        name.extend(self.0.chars().map(prefix_char));
+        name.push_str(suffix);
+        name
     }
 
     /// `<APP>_TELEMETRY_DIR`.
     pub fn dir_var(&self) -> String {
-        format!("{}_TELEMETRY_DIR", self.env_prefix())
+        self.var("_TELEMETRY_DIR")
+    }
+}
+
+/// A character of the app name as it is in the variables' prefix (names are ASCII).
+fn prefix_char(c: char) -> char {
+    if c.is_ascii_alphanumeric() {
+        c.to_ascii_uppercase()
+    } else {
+        '_'
     }
 }
 
@@ -103,6 +113,8 @@ mod tests {
         assert_eq!(app.env_prefix(), "MY_APP_2");
         assert_eq!(app.telemetry_var(), "MY_APP_2_TELEMETRY");
         assert_eq!(app.dir_var(), "MY_APP_2_TELEMETRY_DIR");
+        assert_eq!(app.disabled_var(), "MY_APP_2_TELEMETRY_DISABLED");
+        assert_eq!(app.enabled_var(), "MY_APP_2_TELEMETRY_ENABLED");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The handle an app creates once: [`Telemetry::builder`].
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -258,15 +258,6 @@ impl Builder {
                 None
             }
         };
-        let paths = match (&app, &self.root) {
-            (_, Some(root)) => Some(Paths::at(root)),
-            (Some(app), None) => {
-                let (paths, w) = Paths::resolve(app, &env);
-                warnings.extend(w);
-                paths
-            }
-            (None, None) => None,
-        };
         // Off for certain before any file is read, with no preview asked for:
         // - switched off by a hard override (DO_NOT_TRACK, <APP>_TELEMETRY, CI), which nothing
         //   overrules;
@@ -276,25 +267,28 @@ impl Builder {
         // The rest of the decision is then worked out only when asked for (`decision`,
         // `status`): a disabled run pays for reading the environment, not for files. Both
         // usual ways to be off are checked here first, without building the overrides'
-        // explanation (`decide` does, for a warning or a preview).
+        // explanation (`decide` does, for a warning or a preview). Switched off by a hard
+        // override, the run does not even resolve the app directory's paths (`Telemetry::paths`
+        // does, when asked for): it reads the environment only.
+        let quick = app
+            .as_ref()
+            .map(|app| quick_overrides(app, &env, self.ci_detection));
+        if let (Some(app), Some(QuickOverrides::Off)) = (&app, quick) {
+            let app = app.clone();
+            return self.off_before_files(app, OnceLock::new(), env, warnings);
+        }
+        let (paths, path_warnings) = resolve_paths(app.as_ref(), self.root.as_deref(), &env);
+        warnings.extend(path_warnings);
         let mut app_dir = None;
-        if let Some(app) = &app {
-            match quick_overrides(app, &env, self.ci_detection) {
-                QuickOverrides::Off => {
-                    let app = app.clone();
-                    return self.off_before_files(app, paths, env, warnings);
-                }
-                QuickOverrides::Inactive
-                    if self.never_consented(app, &env, paths.as_ref(), &mut app_dir) =>
-                {
-                    if self.print_warnings {
-                        print_warnings(&self.app, warnings.iter());
-                    }
-                    let app = app.clone();
-                    return self.off_before_files(app, paths, env, warnings);
-                }
-                QuickOverrides::Inactive | QuickOverrides::NeedsExplaining => {}
+        if let (Some(app), Some(QuickOverrides::Inactive)) = (&app, quick)
+            && self.never_consented(app, &env, paths.as_ref(), &mut app_dir)
+        {
+            if self.print_warnings {
+                print_warnings(&self.app, warnings.iter());
             }
+            let app = app.clone();
+            let paths = OnceLock::from((paths, Vec::new()));
+            return self.off_before_files(app, paths, env, warnings);
         }
         self.decide(env, warnings, app, paths, app_dir)
     }
@@ -361,6 +355,7 @@ impl Builder {
                     }
                 }
                 let app = app.clone();
+                let paths = OnceLock::from((paths, Vec::new()));
                 return self.off_before_files(app, paths, env, warnings);
             }
         }
@@ -390,7 +385,7 @@ impl Builder {
             app_name: self.app.clone(),
             app,
             builder: self,
-            paths,
+            paths: OnceLock::from((paths, Vec::new())),
             resolved: OnceLock::from(Box::new(Resolved {
                 decision,
                 token,
@@ -420,7 +415,7 @@ impl Builder {
     fn off_before_files(
         self,
         app: AppName,
-        paths: Option<Paths>,
+        paths: OnceLock<ResolvedPaths>,
         env: Env,
         early_warnings: Vec<Warning>,
     ) -> Telemetry {
@@ -1099,7 +1094,9 @@ pub struct Telemetry {
     app_name: String,
     app: Option<AppName>,
     builder: Builder,
-    paths: Option<Paths>,
+    /// The app directory's paths, resolved by `build` (its warnings are then among
+    /// `early_warnings`) or, in a run a hard override switched off, when first asked for.
+    paths: OnceLock<ResolvedPaths>,
     /// The decision and what it read, worked out at `build` unless a hard override made that
     /// unnecessary (then on first use).
     resolved: OnceLock<Box<Resolved>>,
@@ -1107,6 +1104,20 @@ pub struct Telemetry {
     env: Env,
     /// The warnings `build` found before the app directory, config and token.
     early_warnings: Vec<Warning>,
+}
+
+/// The app directory's paths (`None` when none can be resolved) and the warnings resolving
+/// them gave.
+type ResolvedPaths = (Option<Paths>, Vec<Warning>);
+
+/// Where the app directory is: the builder's `root`, else by the platform's convention from
+/// the environment; none without a valid app name.
+fn resolve_paths(app: Option<&AppName>, root: Option<&Path>, env: &Env) -> ResolvedPaths {
+    match (app, root) {
+        (_, Some(root)) => (Some(Paths::at(root)), Vec::new()),
+        (Some(app), None) => Paths::resolve(app, env),
+        (None, None) => (None, Vec::new()),
+    }
 }
 
 /// What the decision takes from the app directory, config and consent token ([`Builder::resolve`]).
@@ -1291,14 +1302,12 @@ impl Telemetry {
     /// The rest of the decision, worked out now if `build` did not need it.
     fn resolved(&self) -> &Resolved {
         self.resolved.get_or_init(|| {
-            let (mut resolved, _) = self.builder.resolve(
-                &self.env,
-                &self.app,
-                &self.paths,
-                self.early_warnings.clone(),
-                None,
-                None,
-            );
+            let (paths, path_warnings) = self.resolved_paths();
+            let mut early_warnings = self.early_warnings.clone();
+            early_warnings.extend(path_warnings.iter().cloned());
+            let (mut resolved, _) =
+                self.builder
+                    .resolve(&self.env, &self.app, paths, early_warnings, None, None);
             // `build` found telemetry off before reading files. Only consent given since then
             // (a token that appeared) can make the files say otherwise; this run stays off, and
             // the decision says why rather than contradict `is_enabled`.
@@ -1309,11 +1318,7 @@ impl Telemetry {
                     name: STARTED_OFF_INPUT.into(),
                     value: "off".into(),
                     source: Source::ConsentToken {
-                        path: self
-                            .paths
-                            .as_ref()
-                            .map(Paths::consent_token)
-                            .unwrap_or_default(),
+                        path: self.paths().map(Paths::consent_token).unwrap_or_default(),
                     },
                     effect: Effect::Disables,
                     reason:
@@ -1354,7 +1359,13 @@ impl Telemetry {
 
     /// The app directory's paths (`None` when no directory could be resolved).
     pub fn paths(&self) -> Option<&Paths> {
-        self.paths.as_ref()
+        self.resolved_paths().0.as_ref()
+    }
+
+    fn resolved_paths(&self) -> &ResolvedPaths {
+        self.paths.get_or_init(|| {
+            resolve_paths(self.app.as_ref(), self.builder.root.as_deref(), &self.env)
+        })
     }
 
     /// What was found at the consent token's path.
@@ -1382,8 +1393,7 @@ impl Telemetry {
 
     /// The number of pending payload files (`uploads-pending/*.json`). Creates nothing.
     pub fn pending_payloads(&self) -> usize {
-        self.paths
-            .as_ref()
+        self.paths()
             .map_or(0, |p| count_json_files(&p.pending_dir()))
     }
 
@@ -1430,10 +1440,10 @@ impl Telemetry {
                 )),
                 TokenState::Refused(why) => Some(why.clone()),
             },
-            consent_token_path: self.paths.as_ref().map(Paths::consent_token),
+            consent_token_path: self.paths().map(Paths::consent_token),
             pending_payloads: self.pending_payloads(),
-            pending_dir: self.paths.as_ref().map(Paths::pending_dir),
-            directory: self.paths.as_ref().map(|p| p.root().to_owned()),
+            pending_dir: self.paths().map(Paths::pending_dir),
+            directory: self.paths().map(|p| p.root().to_owned()),
             inputs: decision.inputs.clone(),
             warnings: warnings.iter().map(ToString::to_string).collect(),
             budget: self.budget(),
@@ -1451,7 +1461,7 @@ impl Telemetry {
                 .iter()
                 .map(move |f| (e.name, f.name(), f.epsilon()))
         });
-        let ledger = self.paths.as_ref().map(Paths::ledger_file);
+        let ledger = self.paths().map(Paths::ledger_file);
         crate::budget::Budget {
             daily_cap: cap,
             spent_today: ledger
@@ -1556,6 +1566,47 @@ mod tests {
 
     /// The quick reading in `build` agrees with the explained one on every combination of
     /// values: off exactly when the overrides disable with no warning and no preview.
+    #[test]
+    fn a_run_switched_off_by_an_override_resolves_its_paths_when_asked_and_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap();
+        for (xdg, expected) in [
+            (None, dir.path().join(".config/acme")),
+            // A relative XDG_CONFIG_HOME is ignored with a warning, read late as early.
+            (Some("relative/xdg"), dir.path().join(".config/acme")),
+            (Some("/abs/xdg"), PathBuf::from("/abs/xdg/acme")),
+        ] {
+            let env = |dnt: bool| {
+                let mut pairs = vec![("HOME", home)];
+                pairs.extend(xdg.map(|x| ("XDG_CONFIG_HOME", x)));
+                if dnt {
+                    pairs.push(("DO_NOT_TRACK", "1"));
+                }
+                Env::from_pairs(pairs)
+            };
+            let build = |dnt: bool| {
+                Telemetry::builder("acme")
+                    .env(env(dnt))
+                    .print_warnings(false)
+                    .build()
+            };
+            let (off, consulted) = (build(true), build(false));
+            assert!(off.resolved.get().is_none(), "DO_NOT_TRACK decides before any file");
+            assert!(off.paths.get().is_none(), "nor are its paths resolved at build");
+            assert_eq!(off.paths().map(Paths::root), Some(expected.as_path()));
+            assert_eq!(off.paths(), consulted.paths());
+            let messages = |t: &Telemetry| -> Vec<String> {
+                t.warnings()
+                    .iter()
+                    .map(|w| w.to_string())
+                    .filter(|m| m.contains("XDG_CONFIG_HOME"))
+                    .collect()
+            };
+            assert_eq!(messages(&off), messages(&consulted), "{xdg:?}");
+            assert_eq!(messages(&off).len(), usize::from(xdg == Some("relative/xdg")));
+        }
+    }
+
     #[test]
     fn quick_overrides_agree_with_the_explained_ones() {
         let app = AppName::new("acme").unwrap();
