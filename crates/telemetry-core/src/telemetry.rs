@@ -1591,8 +1591,14 @@ mod tests {
                     .build()
             };
             let (off, consulted) = (build(true), build(false));
-            assert!(off.resolved.get().is_none(), "DO_NOT_TRACK decides before any file");
-            assert!(off.paths.get().is_none(), "nor are its paths resolved at build");
+            assert!(
+                off.resolved.get().is_none(),
+                "DO_NOT_TRACK decides before any file"
+            );
+            assert!(
+                off.paths.get().is_none(),
+                "nor are its paths resolved at build"
+            );
             assert_eq!(off.paths().map(Paths::root), Some(expected.as_path()));
             assert_eq!(off.paths(), consulted.paths());
             let messages = |t: &Telemetry| -> Vec<String> {
@@ -1603,7 +1609,10 @@ mod tests {
                     .collect()
             };
             assert_eq!(messages(&off), messages(&consulted), "{xdg:?}");
-            assert_eq!(messages(&off).len(), usize::from(xdg == Some("relative/xdg")));
+            assert_eq!(
+                messages(&off).len(),
+                usize::from(xdg == Some("relative/xdg"))
+            );
         }
     }
 
