@@ -275,7 +275,7 @@ impl Builder {
             .map(|app| quick_overrides(app, &env, self.ci_detection));
         if let (Some(app), Some(QuickOverrides::Off)) = (&app, quick) {
             let app = app.clone();
-            return self.off_before_files(app, OnceLock::new(), env, warnings);
+            return self.off_before_files(app, AppPaths::Deferred(OnceLock::new()), env, warnings);
         }
         let (paths, path_warnings) = resolve_paths(app.as_ref(), self.root.as_deref(), &env);
         warnings.extend(path_warnings);
@@ -287,7 +287,7 @@ impl Builder {
                 print_warnings(&self.app, warnings.iter());
             }
             let app = app.clone();
-            let paths = OnceLock::from((paths, Vec::new()));
+            let paths = AppPaths::Resolved(paths);
             return self.off_before_files(app, paths, env, warnings);
         }
         self.decide(env, warnings, app, paths, app_dir)
@@ -355,7 +355,7 @@ impl Builder {
                     }
                 }
                 let app = app.clone();
-                let paths = OnceLock::from((paths, Vec::new()));
+                let paths = AppPaths::Resolved(paths);
                 return self.off_before_files(app, paths, env, warnings);
             }
         }
@@ -385,7 +385,7 @@ impl Builder {
             app_name: self.app.clone(),
             app,
             builder: self,
-            paths: OnceLock::from((paths, Vec::new())),
+            paths: AppPaths::Resolved(paths),
             resolved: OnceLock::from(Box::new(Resolved {
                 decision,
                 token,
@@ -415,7 +415,7 @@ impl Builder {
     fn off_before_files(
         self,
         app: AppName,
-        paths: OnceLock<ResolvedPaths>,
+        paths: AppPaths,
         env: Env,
         early_warnings: Vec<Warning>,
     ) -> Telemetry {
@@ -1094,9 +1094,7 @@ pub struct Telemetry {
     app_name: String,
     app: Option<AppName>,
     builder: Builder,
-    /// The app directory's paths, resolved by `build` (its warnings are then among
-    /// `early_warnings`) or, in a run a hard override switched off, when first asked for.
-    paths: OnceLock<ResolvedPaths>,
+    paths: AppPaths,
     /// The decision and what it read, worked out at `build` unless a hard override made that
     /// unnecessary (then on first use).
     resolved: OnceLock<Box<Resolved>>,
@@ -1109,6 +1107,16 @@ pub struct Telemetry {
 /// The app directory's paths (`None` when none can be resolved) and the warnings resolving
 /// them gave.
 type ResolvedPaths = (Option<Paths>, Vec<Warning>);
+
+/// The app directory's paths as a handle keeps them.
+#[derive(Debug)]
+enum AppPaths {
+    /// Resolved by `build`; its warnings are among the early ones.
+    Resolved(Option<Paths>),
+    /// Not resolved by `build` (a hard override switched the run off first): resolved when
+    /// first asked for.
+    Deferred(OnceLock<ResolvedPaths>),
+}
 
 /// Where the app directory is: the builder's `root`, else by the platform's convention from
 /// the environment; none without a valid app name.
@@ -1305,6 +1313,7 @@ impl Telemetry {
             let (paths, path_warnings) = self.resolved_paths();
             let mut early_warnings = self.early_warnings.clone();
             early_warnings.extend(path_warnings.iter().cloned());
+            let paths = &paths.cloned();
             let (mut resolved, _) =
                 self.builder
                     .resolve(&self.env, &self.app, paths, early_warnings, None, None);
@@ -1359,13 +1368,20 @@ impl Telemetry {
 
     /// The app directory's paths (`None` when no directory could be resolved).
     pub fn paths(&self) -> Option<&Paths> {
-        self.resolved_paths().0.as_ref()
+        self.resolved_paths().0
     }
 
-    fn resolved_paths(&self) -> &ResolvedPaths {
-        self.paths.get_or_init(|| {
-            resolve_paths(self.app.as_ref(), self.builder.root.as_deref(), &self.env)
-        })
+    /// The paths and, if resolved only now, the warnings resolving them gave.
+    fn resolved_paths(&self) -> (Option<&Paths>, &[Warning]) {
+        match &self.paths {
+            AppPaths::Resolved(paths) => (paths.as_ref(), &[]),
+            AppPaths::Deferred(lazy) => {
+                let (paths, warnings) = lazy.get_or_init(|| {
+                    resolve_paths(self.app.as_ref(), self.builder.root.as_deref(), &self.env)
+                });
+                (paths.as_ref(), warnings)
+            }
+        }
     }
 
     /// What was found at the consent token's path.
@@ -1596,7 +1612,7 @@ mod tests {
                 "DO_NOT_TRACK decides before any file"
             );
             assert!(
-                off.paths.get().is_none(),
+                matches!(&off.paths, AppPaths::Deferred(lazy) if lazy.get().is_none()),
                 "nor are its paths resolved at build"
             );
             assert_eq!(off.paths().map(Paths::root), Some(expected.as_path()));
