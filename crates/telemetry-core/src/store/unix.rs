@@ -6,6 +6,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::Path;
 
@@ -267,30 +268,66 @@ pub(super) fn list_sizing_at(
 }
 
 fn list_fd(fd: &OwnedFd, path: &Path) -> Result<Vec<DirItem>, Refusal> {
-    use std::os::unix::ffi::OsStrExt;
-    let dir = rustix::fs::Dir::read_from(fd).map_err(|e| io_refusal(path, e))?;
     let mut items = Vec::new();
-    for entry in dir {
-        let entry = entry.map_err(|e| io_refusal(path, e))?;
-        let name = entry.file_name().to_bytes();
+    for_each_entry(fd, &mut |name, file_type| {
         if name == b"." || name == b".." {
-            continue;
+            return;
         }
-        let raw = match entry.file_type() {
-            rustix::fs::FileType::Unknown => {
-                rustix::fs::statat(fd, entry.file_name(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-                    .map_or(rustix::fs::FileType::Unknown, |st| {
-                        rustix::fs::FileType::from_raw_mode(st.st_mode)
-                    })
-            }
+        let raw = match file_type {
+            rustix::fs::FileType::Unknown => rustix::fs::statat(
+                fd,
+                std::ffi::OsStr::from_bytes(name),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_or(rustix::fs::FileType::Unknown, |st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode)
+            }),
             known => known,
         };
         items.push(DirItem {
             name: std::ffi::OsStr::from_bytes(name).to_owned(),
             file_type: from_raw(raw),
         });
-    }
+    })
+    .map_err(|e| io_refusal(path, e))?;
     Ok(items)
+}
+
+/// Calls `f` with the name and type of every entry of the open directory `fd`, from its
+/// start whatever was read of it before.
+///
+/// On Linux with `getdents64` straight into one buffer on the open descriptor: `Dir` would
+/// first reopen the directory (`fcntl` and `openat` of `"."`, then a `close`) and allocate
+/// its buffer twice, and a flush lists its pending directory every run.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn for_each_entry(
+    fd: &OwnedFd,
+    f: &mut dyn FnMut(&[u8], rustix::fs::FileType),
+) -> rustix::io::Result<()> {
+    // Reading restarts at the directory's beginning (the descriptor may have been listed).
+    rustix::fs::seek(fd, rustix::fs::SeekFrom::Start(0))?;
+    // Room for several entries of the longest name (255 bytes and a 19-byte header).
+    let mut buf = Vec::with_capacity(4096);
+    let mut dir = rustix::fs::RawDir::new(fd, buf.spare_capacity_mut());
+    while let Some(entry) = dir.next() {
+        let entry = entry?;
+        f(entry.file_name().to_bytes(), entry.file_type());
+    }
+    Ok(())
+}
+
+/// Calls `f` with the name and type of every entry of the open directory `fd`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn for_each_entry(
+    fd: &OwnedFd,
+    f: &mut dyn FnMut(&[u8], rustix::fs::FileType),
+) -> rustix::io::Result<()> {
+    // A new descriptor of the same directory, read from its start.
+    for entry in rustix::fs::Dir::read_from(fd)? {
+        let entry = entry?;
+        f(entry.file_name().to_bytes(), entry.file_type());
+    }
+    Ok(())
 }
 
 pub(super) fn open_private_dir(path: &Path) -> Result<Option<OwnedFd>, Refusal> {
@@ -479,7 +516,6 @@ pub(super) fn remove_stale_temp_files(dir: &Path) {
 }
 
 pub(super) fn remove_stale_temp_files_at(fd: &OwnedFd) {
-    use std::os::unix::ffi::OsStrExt;
     let Ok(items) = list_fd(fd, Path::new(".")) else {
         return;
     };
@@ -504,5 +540,49 @@ pub(super) fn remove_stale_temp_files_at(fd: &OwnedFd) {
         {
             let _ = rustix::fs::unlinkat(fd, &item.name, rustix::fs::AtFlags::empty());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_lists_whole_and_alike_however_often_its_descriptor_is_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        // More entries, with long names, than one 4 KB read of the directory returns.
+        let mut expected: Vec<String> = (0..300)
+            .map(|i| format!("{i:03}-{}.json", "n".repeat(200)))
+            .collect();
+        for name in &expected {
+            fs::write(dir.path().join(name), b"{}").unwrap();
+        }
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        expected.push("sub".to_owned());
+        expected.sort();
+        let fd = open_dir(dir.path()).unwrap();
+        let listed = |fd: &OwnedFd| {
+            let mut items: Vec<(String, FileType)> = list_fd(fd, dir.path())
+                .unwrap()
+                .into_iter()
+                .map(|item| (item.name.into_string().unwrap(), item.file_type))
+                .collect();
+            items.sort_by(|a, b| a.0.cmp(&b.0));
+            items
+        };
+        let first = listed(&fd);
+        let names: Vec<&str> = first.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, expected, "no `.`/`..`, every entry once");
+        assert_eq!(first.last().unwrap().1, FileType::Directory);
+        assert!(
+            first[..300]
+                .iter()
+                .all(|(_, t)| *t == FileType::RegularFile)
+        );
+        assert_eq!(
+            listed(&fd),
+            first,
+            "a second listing starts from the beginning"
+        );
     }
 }
