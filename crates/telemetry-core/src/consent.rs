@@ -57,7 +57,35 @@ impl TokenState {
 
 /// Reads and checks the consent token for `app`.
 pub fn load_token(paths: &Paths, app: &str, required_version: u32) -> TokenState {
-    let bytes = match store::read_private_file(&paths.secrets_dir(), CONSENT_TOKEN_FILE) {
+    let read = store::read_private_file(&paths.secrets_dir(), CONSENT_TOKEN_FILE);
+    token_state(read, paths, app, required_version)
+}
+
+/// Reads the consent token and the install secret through one opening of the secrets
+/// directory: what a run that may record needs (the secret is used only if it does).
+pub fn load_token_and_secret(
+    paths: &Paths,
+    app: &str,
+    required_version: u32,
+) -> (TokenState, Result<Option<[u8; 32]>, Refusal>) {
+    let [token, secret] = store::read_private_files(
+        &paths.secrets_dir(),
+        [CONSENT_TOKEN_FILE, INSTALL_SECRET_FILE],
+    );
+    (
+        token_state(token, paths, app, required_version),
+        install_secret(secret, paths),
+    )
+}
+
+/// Checks what was read at the consent token's path.
+fn token_state(
+    read: Result<Option<Vec<u8>>, Refusal>,
+    paths: &Paths,
+    app: &str,
+    required_version: u32,
+) -> TokenState {
+    let bytes = match read {
         Ok(None) => return TokenState::Absent,
         Ok(Some(bytes)) => bytes,
         Err(refusal) => return TokenState::Refused(refusal.to_string()),
@@ -152,7 +180,18 @@ pub fn ensure_install_secret(paths: &Paths) -> Result<Option<[u8; 32]>, WriteErr
 
 /// The install secret, if one exists and passes the store's checks.
 pub fn read_install_secret(paths: &Paths) -> Result<Option<[u8; 32]>, Refusal> {
-    let Some(bytes) = store::read_private_file(&paths.secrets_dir(), INSTALL_SECRET_FILE)? else {
+    install_secret(
+        store::read_private_file(&paths.secrets_dir(), INSTALL_SECRET_FILE),
+        paths,
+    )
+}
+
+/// Checks what was read at the install secret's path.
+fn install_secret(
+    read: Result<Option<Vec<u8>>, Refusal>,
+    paths: &Paths,
+) -> Result<Option<[u8; 32]>, Refusal> {
+    let Some(bytes) = read? else {
         return Ok(None);
     };
     let refused = |why: &str| Refusal {

@@ -400,7 +400,17 @@ pub fn open_private_dir(path: &Path) -> Result<Option<OpenDir>, Refusal> {
 /// Reads a secret file `name` inside the private directory `dir`: the directory and the
 /// file are both checked through their descriptors. `Ok(None)` when either is absent.
 pub fn read_private_file(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, Refusal> {
-    sys::read_private_file(dir, name)
+    let [read] = sys::read_private_files(dir, [name]);
+    read
+}
+
+/// [`read_private_file`] of each of `names` in `dir`, which is opened and checked once (the
+/// consent token and the install secret of a run that records).
+pub fn read_private_files<const N: usize>(
+    dir: &Path,
+    names: [&str; N],
+) -> [Result<Option<Vec<u8>>, Refusal>; N] {
+    sys::read_private_files(dir, names)
 }
 
 /// Creates `path` (and missing parents) as a directory with mode 0700, or checks that the

@@ -359,7 +359,8 @@ impl Builder {
                 return self.off_before_files(app, paths, env, warnings);
             }
         }
-        let (resolved, compiled) = self.resolve(&env, &app, &paths, warnings, overrides, app_dir);
+        let (resolved, compiled, secret) =
+            self.resolve(&env, &app, &paths, warnings, overrides, app_dir);
         let Resolved {
             decision,
             token,
@@ -373,8 +374,15 @@ impl Builder {
         let recorder = if platform_refused {
             None
         } else {
-            self.recorder(&decision, paths.as_ref(), &config, compiled, &mut warnings)
-                .map(Box::new)
+            self.recorder(
+                &decision,
+                paths.as_ref(),
+                &config,
+                compiled,
+                secret,
+                &mut warnings,
+            )
+            .map(Box::new)
         };
         // `is_enabled` tells the truth: on only if this run can record (or only looks).
         let enabled = decision.enabled && (recorder.is_some() || !self.recording);
@@ -444,7 +452,7 @@ impl Builder {
         mut warnings: Vec<Warning>,
         overrides: Option<Overrides>,
         app_dir: Option<Result<(), store::Refusal>>,
-    ) -> (Resolved, Option<CompiledEvents>) {
+    ) -> (Resolved, Option<CompiledEvents>, Option<SecretRead>) {
         // Off Unix nothing can prove the app directory private: the platform keeps telemetry
         // off, says so in `status`, and the directory is not even opened.
         let platform_input = crate::platform::decision_input(paths.as_ref().map(Paths::root));
@@ -471,9 +479,19 @@ impl Builder {
         };
         warnings.extend(config.warnings.iter().cloned());
         warnings.extend(config.problem.iter().cloned());
-        let token = match &paths {
-            Some(paths) => consent::load_token(paths, &self.app, self.consent_version),
-            None => TokenState::Absent,
+        // An opt-in app that records needs the install secret whenever the token gives
+        // consent: both are read through one opening of the secrets directory.
+        let (token, secret) = match &paths {
+            Some(paths) if self.recording && self.policy == ReleasePolicy::OptIn => {
+                let (token, secret) =
+                    consent::load_token_and_secret(paths, &self.app, self.consent_version);
+                (token, Some(secret))
+            }
+            Some(paths) => (
+                consent::load_token(paths, &self.app, self.consent_version),
+                None,
+            ),
+            None => (TokenState::Absent, None),
         };
         if let TokenState::Refused(why) = &token {
             warnings.push(Warning::new(
@@ -590,7 +608,7 @@ impl Builder {
             warnings,
             platform_refused: app_dir_refused.is_some() || platform_input.is_some(),
         };
-        (resolved, compiled)
+        (resolved, compiled, secret)
     }
 
     /// Whether the declared events can be recorded: each compiles to its mechanisms, names
@@ -624,6 +642,7 @@ impl Builder {
         paths: Option<&Paths>,
         config: &ConfigOutcome,
         compiled: Option<CompiledEvents>,
+        secret: Option<SecretRead>,
         warnings: &mut Vec<Warning>,
     ) -> Option<Recorder> {
         if !self.recording {
@@ -645,7 +664,9 @@ impl Builder {
                         kind: store::RefusalKind::Io(std::io::ErrorKind::Other, e.to_string()),
                     })
                 }
-                ReleasePolicy::OptIn => consent::read_install_secret(paths),
+                ReleasePolicy::OptIn => {
+                    secret.unwrap_or_else(|| consent::read_install_secret(paths))
+                }
             };
             match secret {
                 Ok(Some(secret)) => (Mode::Live, secret, paths.pending_dir()),
@@ -1104,6 +1125,9 @@ pub struct Telemetry {
     early_warnings: Vec<Warning>,
 }
 
+/// The install secret as read (with the consent token, by [`Builder::resolve`]).
+type SecretRead = Result<Option<[u8; 32]>, store::Refusal>;
+
 /// The app directory's paths (`None` when none can be resolved) and the warnings resolving
 /// them gave.
 type ResolvedPaths = (Option<Paths>, Vec<Warning>);
@@ -1314,7 +1338,7 @@ impl Telemetry {
             let mut early_warnings = self.early_warnings.clone();
             early_warnings.extend(path_warnings.iter().cloned());
             let paths = &paths.cloned();
-            let (mut resolved, _) =
+            let (mut resolved, _, _) =
                 self.builder
                     .resolve(&self.env, &self.app, paths, early_warnings, None, None);
             // `build` found telemetry off before reading files. Only consent given since then

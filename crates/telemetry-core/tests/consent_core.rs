@@ -657,3 +657,46 @@ fn a_never_consented_app_reads_no_file_until_asked() {
     );
     assert_eq!(warned.status().consent_token, "absent");
 }
+
+/// A recording run reads the token and the install secret through one opening of the secrets
+/// directory; what the secret turns out to be still decides whether it records.
+#[test]
+fn a_recording_run_with_consent_needs_a_sound_install_secret() {
+    let home = Home::new();
+    home.enabled_install();
+    let secret = home.app_dir().join("secrets/install.secret");
+    let recording = || {
+        Telemetry::builder("acme")
+            .env(home.env(&[]))
+            .print_warnings(false)
+            .build()
+    };
+    assert!(recording().is_enabled(), "consent and a secret: on");
+    let good = fs::read(&secret).unwrap();
+    let cases: [(&str, Option<&[u8]>, u32, &str); 3] = [
+        ("missing", None, 0o600, "the install secret is missing"),
+        ("not hex", Some(b"zz"), 0o600, "not a 64-digit hex secret"),
+        ("group-readable", Some(&good), 0o640, "0640"),
+    ];
+    for (what, content, mode, expected) in cases {
+        let _ = fs::remove_file(&secret);
+        if let Some(content) = content {
+            fs::write(&secret, content).unwrap();
+            fs::set_permissions(&secret, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let t = recording();
+        assert!(!t.is_enabled(), "{what}: off");
+        let warnings: Vec<String> = t.warnings().iter().map(|w| w.to_string()).collect();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(expected) && w.contains("install.secret")),
+            "{what}: {warnings:?}"
+        );
+        // The token itself was read alike: consent is there.
+        assert_eq!(t.status().consent_token, "present", "{what}");
+    }
+    fs::write(&secret, &good).unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(recording().is_enabled(), "a sound secret again: on");
+}

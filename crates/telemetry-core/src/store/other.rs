@@ -118,9 +118,13 @@ pub(super) fn open_private_dir(path: &Path) -> Result<Option<DirHandle>, Refusal
     refuse_existing(path)
 }
 
-pub(super) fn read_private_file(dir: &Path, _name: &str) -> Result<Option<Vec<u8>>, Refusal> {
+pub(super) fn read_private_files<const N: usize>(
+    dir: &Path,
+    names: [&str; N],
+) -> [Result<Option<Vec<u8>>, Refusal>; N] {
     // The directory is refused if it exists; an absent one holds no secret.
-    refuse_existing(dir).map(|_| None)
+    let dir = refuse_existing(dir).map(|_| None);
+    names.map(|_| dir.clone())
 }
 
 pub(super) fn list_dir_sizing(
@@ -286,14 +290,19 @@ mod tests {
         let secrets = app.join("secrets");
         assert!(open_app_dir(&app).unwrap().is_none());
         assert!(open_private_dir(&secrets).unwrap().is_none());
-        assert_eq!(read_private_file(&secrets, "consent.token").unwrap(), None);
+        let [token, secret] = read_private_files(&secrets, ["consent.token", "install.secret"]);
+        assert_eq!((token.unwrap(), secret.unwrap()), (None, None));
         fs::create_dir_all(&secrets).unwrap();
         fs::write(secrets.join("consent.token"), b"forged").unwrap();
         for refusal in [
             open_app_dir(&app).unwrap_err(),
             open_private_dir(&secrets).unwrap_err(),
-            read_private_file(&secrets, "consent.token").unwrap_err(),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            read_private_files(&secrets, ["consent.token", "install.secret"])
+                .map(|r| r.unwrap_err()),
+        ) {
             assert_eq!(refusal.kind, unsupported_kind(), "{refusal}");
         }
     }

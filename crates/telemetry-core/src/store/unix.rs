@@ -356,12 +356,20 @@ pub(super) fn open_private_dir(path: &Path) -> Result<Option<OwnedFd>, Refusal> 
     Ok(Some(fd))
 }
 
-pub(super) fn read_private_file(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, Refusal> {
-    let Some(dir_fd) = open_private_dir(dir)? else {
-        return Ok(None);
-    };
+pub(super) fn read_private_files<const N: usize>(
+    dir: &Path,
+    names: [&str; N],
+) -> [Result<Option<Vec<u8>>, Refusal>; N] {
+    match open_private_dir(dir) {
+        Ok(Some(dir_fd)) => names.map(|name| read_private_at(&dir_fd, dir, name)),
+        Ok(None) => names.map(|_| Ok(None)),
+        Err(refusal) => names.map(|_| Err(refusal.clone())),
+    }
+}
+
+fn read_private_at(dir_fd: &OwnedFd, dir: &Path, name: &str) -> Result<Option<Vec<u8>>, Refusal> {
     let path = dir.join(name);
-    let Some((file, facts)) = open_regular_at(&dir_fd, Path::new(name), &path)? else {
+    let Some((file, facts)) = open_regular_at(dir_fd, Path::new(name), &path)? else {
         return Ok(None);
     };
     check_private(facts, false, current_uid()).map_err(|kind| Refusal {
